@@ -1,0 +1,431 @@
+"""The MMC REST client: django_mmc's one door to the platform.
+
+:func:`get_client` returns the process's client: one pooled HTTP session, the
+site's shared token and the site-wide rate limit. Tasks, management commands
+and the admin call it; models never build HTTP requests.
+
+Calls return the plain objects of :mod:`.resources` and raise the exceptions
+of :mod:`django_mmc.exceptions`. The client does not retry by itself, except
+once after a 401 with a fresh token: whether and when to retry is the
+caller's decision (the Celery tasks make it), and every create carries the
+caller's ``Idempotency-Key`` so a retry can never become a second message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .. import __version__, contract
+from ..conf import MMCSettings, mmc_settings
+from ..exceptions import (
+    MMCAPIError,
+    MMCAuthError,
+    MMCConflictError,
+    MMCNotFoundError,
+    MMCPermanentError,
+    MMCRateLimitedError,
+    MMCTransientError,
+    MMCValidationError,
+)
+from . import jsonapi
+from .auth import TokenManager
+from .ratelimit import RateLimiter
+from .resources import (
+    ChannelGroupResource,
+    DialogueResource,
+    FileResource,
+    MessageResource,
+    NotificationResource,
+    TemplateResource,
+)
+
+__all__ = ["MMCClient", "get_client", "reset_client"]
+
+USER_AGENT = f"django-mmc/{__version__} python-requests/{requests.__version__}"
+_MAX_PAGES = 10_000
+
+
+def create_session(pool_size: int = 32) -> requests.Session:
+    """The pooled HTTP session of one process. Override ``MMCClient.create_session``
+    to add proxies or certificates."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        import time
+
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def error_from_response(response: requests.Response, method: str, path: str) -> MMCAPIError:
+    """Map a non-2xx answer to the exception class of the contract's table."""
+    status = response.status_code
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    errors = jsonapi.error_objects(document)
+    first = errors[0] if errors else {}
+    source = first.get("source") if isinstance(first.get("source"), dict) else {}
+    kwargs: dict[str, Any] = {
+        "status_code": status,
+        "code": first.get("code"),
+        "title": first.get("title"),
+        "detail": first.get("detail"),
+        "pointer": source.get("pointer"),
+        "meta": first.get("meta") if isinstance(first.get("meta"), dict) else None,
+        "errors": errors,
+        "method": method,
+        "path": path,
+        "response": response,
+    }
+    if not first:
+        kwargs["detail"] = response.reason or f"HTTP {status}"
+    if status == 429:
+        return MMCRateLimitedError(
+            retry_after=parse_retry_after(response.headers.get("Retry-After")), **kwargs
+        )
+    if status >= 500:
+        return MMCTransientError(
+            retry_after=parse_retry_after(response.headers.get("Retry-After")), **kwargs
+        )
+    if status == 401:
+        return MMCAuthError(**kwargs)
+    if status == 404:
+        return MMCNotFoundError(**kwargs)
+    if status == 409:
+        return MMCConflictError(**kwargs)
+    if status == 422:
+        return MMCValidationError(**kwargs)
+    return MMCPermanentError(**kwargs)
+
+
+class MMCClient:
+    """Talks to the platform for one site. Thread-safe; one per process."""
+
+    def __init__(self, settings: MMCSettings | None = None) -> None:
+        self.settings = settings or mmc_settings
+        self.settings.require("CLIENT_ID", "CLIENT_SECRET", "ORGANISATION_ID")
+        self.base_url = contract.organisation_url(
+            self.settings.BASE_URL, str(self.settings.ORGANISATION_ID)
+        )
+        self.timeout = self.settings.timeout
+        self.session = self.create_session()
+        self.tokens = TokenManager(
+            token_url=self.settings.token_url,
+            client_id=str(self.settings.CLIENT_ID),
+            client_secret=str(self.settings.CLIENT_SECRET),
+            scope=self.settings.SCOPE,
+            timeout=self.timeout,
+            margin=float(self.settings.TOKEN_REFRESH_MARGIN),
+            cache_alias=self.settings.CACHE_ALIAS,
+        )
+        self.rate_limiter = RateLimiter(self.settings.RATE_LIMIT, self.settings.CACHE_ALIAS)
+        #: Requests sent by this client (for tests and metrics).
+        self.request_count = 0
+
+    def __repr__(self) -> str:
+        return f"<MMCClient {self.base_url}>"
+
+    def create_session(self) -> requests.Session:
+        return create_session()
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- transport ------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        document: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        files: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Send one API request and return the decoded JSON:API document
+        (``None`` for an empty body). ``path`` is relative to the
+        organisation, or an absolute URL (pagination links)."""
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        headers = {"Accept": contract.JSONAPI_MEDIA_TYPE}
+        body: bytes | None = None
+        if document is not None:
+            headers["Content-Type"] = contract.JSONAPI_MEDIA_TYPE
+            body = json.dumps(document, separators=(",", ":")).encode()
+        if idempotency_key is not None:
+            if not idempotency_key or len(idempotency_key) > contract.IDEMPOTENCY_KEY_MAX_LENGTH:
+                raise ValueError("An Idempotency-Key must be 1 to 255 characters long.")
+            headers[contract.IDEMPOTENCY_HEADER] = idempotency_key
+        display_path = url[len(self.base_url):] if url.startswith(self.base_url) else path
+        for attempt in (1, 2):
+            token = self.tokens.get_token()
+            headers["Authorization"] = f"Bearer {token}"
+            self.rate_limiter.acquire()
+            self.request_count += 1
+            try:
+                response = self.session.request(
+                    method, url, data=body, params=params, files=files,
+                    headers=headers, timeout=self.timeout,
+                )
+            except requests.Timeout:
+                raise MMCTransientError(
+                    "The platform did not answer in time.", method=method, path=display_path
+                ) from None
+            except requests.ConnectionError:
+                raise MMCTransientError(
+                    "The platform could not be reached.", method=method, path=display_path
+                ) from None
+            if response.status_code == 401 and attempt == 1:
+                # Drop the token we sent (only that one) and try once more.
+                self.tokens.invalidate(token)
+                response.close()
+                continue
+            break
+        if response.status_code >= 400:
+            raise error_from_response(response, method, display_path)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise MMCTransientError(
+                "The platform sent an answer that is not JSON.",
+                status_code=response.status_code, method=method, path=display_path,
+            ) from None
+
+    def paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
+        """Yield ``(document, resource objects)`` for every page of a list,
+        following ``links.next`` until it is absent or null."""
+        query = {"page[number]": 1, "page[size]": contract.MAX_PAGE_SIZE, **(params or {})}
+        url: str | None = path
+        seen: set[str] = set()
+        for _ in range(_MAX_PAGES):
+            if url is None:
+                return
+            document = self.request("GET", url, params=query)
+            yield document, jsonapi.primary_data(document) or []
+            url = jsonapi.next_link(document)
+            query = None  # the link carries the query
+            if url in seen:  # a platform bug must not loop forever
+                return
+            if url:
+                seen.add(url)
+
+    # -- directory ------------------------------------------------------
+
+    def list_channel_groups(self) -> list[ChannelGroupResource]:
+        """Every channel group with its channels."""
+        groups: list[ChannelGroupResource] = []
+        for document, _ in self.paginate(contract.CHANNEL_GROUPS_PATH, {"include": "channels"}):
+            groups.extend(jsonapi.parse_channel_groups(document))
+        return groups
+
+    def list_templates(self) -> list[TemplateResource]:
+        """Every template of the organisation."""
+        return [
+            jsonapi.parse_template(obj)
+            for _, page in self.paginate(contract.TEMPLATES_PATH)
+            for obj in page
+        ]
+
+    # -- notifications --------------------------------------------------
+
+    def create_notification(
+        self,
+        *,
+        recipient: str,
+        template_id: str,
+        channel_group_id: str,
+        channel_type: str,
+        context: Mapping[str, Any] | None,
+        idempotency_key: str,
+    ) -> NotificationResource:
+        """Send a notification. A repeat with the same ``idempotency_key``
+        returns the first result instead of sending again."""
+        document = jsonapi.resource_document(
+            contract.TYPE_NOTIFICATIONS,
+            attributes={"channelType": channel_type, "context": dict(context or {})},
+            relationships={
+                "recipient": (contract.RECIPIENT_TYPE, recipient),
+                "template": (contract.TYPE_TEMPLATES, template_id),
+                "channelGroup": (contract.TYPE_CHANNEL_GROUPS, channel_group_id),
+            },
+        )
+        answer = self.request(
+            "POST", contract.NOTIFICATIONS_PATH, document=document,
+            idempotency_key=idempotency_key,
+        )
+        return jsonapi.parse_notification(jsonapi.primary_data(answer))
+
+    def get_notification(self, notification_id: str) -> NotificationResource:
+        path = contract.NOTIFICATION_PATH.format(notification_id=notification_id)
+        return jsonapi.parse_notification(jsonapi.primary_data(self.request("GET", path)))
+
+    def get_notifications(self, ids: Iterable[str]) -> list[NotificationResource]:
+        """The notifications with these ids, ``MAX_FILTER_IDS`` per request.
+        Ids the platform does not know are simply absent from the result."""
+        ids = [str(i) for i in ids]
+        found: list[NotificationResource] = []
+        for start in range(0, len(ids), contract.MAX_FILTER_IDS):
+            chunk = ids[start:start + contract.MAX_FILTER_IDS]
+            answer = self.request(
+                "GET", contract.NOTIFICATIONS_PATH, params={"filter[id]": ",".join(chunk)}
+            )
+            found.extend(jsonapi.parse_notification(o) for o in jsonapi.primary_data(answer) or [])
+        return found
+
+    # -- dialogues ------------------------------------------------------
+
+    def create_dialogue(
+        self,
+        agent_id: str,
+        *,
+        recipient: str,
+        channel_group_id: str,
+        channel_type: str,
+        idempotency_key: str,
+    ) -> DialogueResource:
+        """Open a dialogue. Raises :class:`MMCConflictError` (``DIALOGUE_ACTIVE``)
+        naming the dialogue and agent that hold the recipient."""
+        document = jsonapi.resource_document(
+            contract.TYPE_DIALOGUES,
+            attributes={"channelType": channel_type},
+            relationships={
+                "recipient": (contract.RECIPIENT_TYPE, recipient),
+                "channelGroup": (contract.TYPE_CHANNEL_GROUPS, channel_group_id),
+            },
+        )
+        answer = self.request(
+            "POST", contract.DIALOGUES_PATH.format(agent_id=agent_id), document=document,
+            idempotency_key=idempotency_key,
+        )
+        return jsonapi.parse_dialogue(jsonapi.primary_data(answer))
+
+    def get_dialogue(self, agent_id: str, dialogue_id: str) -> DialogueResource:
+        path = contract.DIALOGUE_PATH.format(agent_id=agent_id, dialogue_id=dialogue_id)
+        return jsonapi.parse_dialogue(jsonapi.primary_data(self.request("GET", path)))
+
+    def list_dialogues(self, agent_id: str, *, status: str | None = None) -> list[DialogueResource]:
+        params = {"filter[status]": status} if status else None
+        return [
+            jsonapi.parse_dialogue(obj)
+            for _, page in self.paginate(contract.DIALOGUES_PATH.format(agent_id=agent_id), params)
+            for obj in page
+        ]
+
+    def close_dialogue(self, agent_id: str, dialogue_id: str) -> DialogueResource:
+        """Close a dialogue. Closing a closed dialogue succeeds again."""
+        document = jsonapi.resource_document(
+            contract.TYPE_DIALOGUES, attributes={"status": contract.DIALOGUE_CLOSED},
+            resource_id=dialogue_id,
+        )
+        path = contract.DIALOGUE_PATH.format(agent_id=agent_id, dialogue_id=dialogue_id)
+        return jsonapi.parse_dialogue(
+            jsonapi.primary_data(self.request("PATCH", path, document=document))
+        )
+
+    def send_message(
+        self,
+        agent_id: str,
+        dialogue_id: str,
+        *,
+        text: str | None = None,
+        template_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        file_ids: Iterable[str] = (),
+        channel_type: str | None = None,
+        idempotency_key: str,
+    ) -> MessageResource:
+        """Send a dialogue message: free text, or a template with its context."""
+        attributes: dict[str, Any] = {}
+        relationships: dict[str, Any] = {}
+        if text is not None:
+            attributes["text"] = text
+        if template_id is not None:
+            attributes["context"] = dict(context or {})
+            relationships["template"] = (contract.TYPE_TEMPLATES, template_id)
+        if channel_type:
+            attributes["channelType"] = channel_type
+        file_ids = list(file_ids)
+        if file_ids:
+            relationships["files"] = [(contract.TYPE_FILES, f) for f in file_ids]
+        document = jsonapi.resource_document(
+            contract.TYPE_MESSAGES, attributes=attributes, relationships=relationships
+        )
+        path = contract.MESSAGES_PATH.format(agent_id=agent_id, dialogue_id=dialogue_id)
+        answer = self.request("POST", path, document=document, idempotency_key=idempotency_key)
+        return jsonapi.parse_message(jsonapi.primary_data(answer))
+
+    def list_messages(self, agent_id: str, dialogue_id: str) -> list[MessageResource]:
+        path = contract.MESSAGES_PATH.format(agent_id=agent_id, dialogue_id=dialogue_id)
+        return [jsonapi.parse_message(obj) for _, page in self.paginate(path) for obj in page]
+
+    # -- files ----------------------------------------------------------
+
+    def upload_file(
+        self, name: str, content: bytes, content_type: str, *, idempotency_key: str
+    ) -> FileResource:
+        """Upload a file for use in a message's ``files``."""
+        if len(content) > contract.MAX_FILE_SIZE:
+            raise MMCPermanentError(
+                f"The file is {len(content)} bytes; the platform accepts at most "
+                f"{contract.MAX_FILE_SIZE}.", code=contract.ERROR_PAYLOAD_TOO_LARGE,
+            )
+        answer = self.request(
+            "POST", contract.FILES_PATH, files={"file": (name, content, content_type)},
+            idempotency_key=idempotency_key,
+        )
+        return jsonapi.parse_file(jsonapi.primary_data(answer))
+
+
+_clients: dict[int, MMCClient] = {}
+_clients_lock = threading.Lock()
+
+
+def get_client() -> MMCClient:
+    """The client of this process (one per process: Celery's prefork children
+    each build their own after the fork, never sharing sockets)."""
+    pid = os.getpid()
+    client = _clients.get(pid)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(pid)
+            if client is None:
+                client = MMCClient()
+                _clients.clear()  # a forked child drops its parent's client
+                _clients[pid] = client
+    return client
+
+
+def reset_client() -> None:
+    """Forget the process's client (after the ``MMC`` setting changed)."""
+    with _clients_lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()

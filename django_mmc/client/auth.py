@@ -1,0 +1,242 @@
+"""OAuth 2.0 client-credentials tokens, shared by every process of the site.
+
+The platform issues no refresh tokens: a token is fetched again shortly before
+it expires, and after a 401. The token lives in Django's cache so every web
+process and Celery worker uses the same one, and an atomic ``cache.add`` lock
+makes sure that when many need a new token at once only one fetches it. If the
+cache is unreachable each process fetches for itself: slower, never stuck.
+
+The grant itself is requests-oauthlib's (``BackendApplicationClient`` with
+``OAuth2Session.fetch_token``); this module only decides when to call it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import requests
+from django.core.cache import caches
+from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
+from requests_oauthlib import OAuth2Session
+
+from ..exceptions import MMCAuthError, MMCConfigurationError, MMCTransientError
+
+logger = logging.getLogger("django_mmc.client")
+
+#: Seconds a process waits for another one's token fetch before fetching itself.
+LOCK_WAIT = 15.0
+#: How often a waiting process looks for the token another one is fetching.
+LOCK_POLL = 0.02
+
+
+class _DropTokenDebugRecords(logging.Filter):
+    """requests-oauthlib logs token responses and request headers (with the
+    bearer token) at DEBUG. Those records never pass, whatever the site's
+    logging configuration says."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_TOKEN_LOGGERS = (
+    "requests_oauthlib",
+    "requests_oauthlib.oauth2_session",
+    "oauthlib",
+    "oauthlib.oauth2.rfc6749.parameters",
+    "oauthlib.oauth2.rfc6749.clients.base",
+)
+
+
+def silence_token_loggers() -> None:
+    """Attach the filter to every logger that may print a token. Filters on
+    a logger apply only to records created on it, hence the explicit list."""
+    for name in _TOKEN_LOGGERS:
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _DropTokenDebugRecords) for f in target.filters):
+            target.addFilter(_DropTokenDebugRecords())
+
+
+silence_token_loggers()
+
+
+@dataclass(frozen=True)
+class Token:
+    access_token: str = field(repr=False)
+    expires_at: float
+    lifetime: float
+
+    def usable(self, margin: float, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return now < self.expires_at - margin
+
+
+def refresh_margin(configured: float, lifetime: float) -> float:
+    """Seconds before expiry at which a token is renewed.
+
+    The configured margin is clamped to a quarter of the token's lifetime, so
+    a short-lived token (say 30 s against a 60 s margin) is still used for
+    most of its life instead of never."""
+    return max(0.0, min(float(configured), lifetime / 4.0))
+
+
+class TokenManager:
+    """Fetches, caches and shares the site's access token."""
+
+    def __init__(
+        self,
+        *,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        scope: str,
+        timeout: tuple[float, float],
+        margin: float,
+        cache_alias: str,
+    ) -> None:
+        self.token_url = token_url
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.scope = scope
+        self.timeout = timeout
+        self.margin = margin
+        self.cache_alias = cache_alias
+        fingerprint = hashlib.sha256(f"{token_url}|{client_id}".encode()).hexdigest()[:16]
+        self.cache_key = f"django_mmc:token:{fingerprint}"
+        self.lock_key = f"{self.cache_key}:lock"
+        self._local: Token | None = None
+        self._local_lock = threading.Lock()
+        #: Tokens this process fetched from the token endpoint (for tests and metrics).
+        self.fetch_count = 0
+
+    def __repr__(self) -> str:
+        return f"<TokenManager client_id={self.client_id!r} url={self.token_url!r}>"
+
+    # -- public ---------------------------------------------------------
+
+    def get_token(self) -> str:
+        """A token that is valid for at least the refresh margin."""
+        token = self._local
+        if token and token.usable(self._margin(token)):
+            return token.access_token
+        with self._local_lock:  # threads of one process wait for one another
+            token = self._local
+            if token and token.usable(self._margin(token)):
+                return token.access_token
+            token = self._shared_or_fetch(stale=token)
+            self._local = token
+            return token.access_token
+
+    def invalidate(self, access_token: str) -> None:
+        """Forget ``access_token`` after the platform refused it.
+
+        Only that token is dropped: if another worker already put a newer
+        token in the cache, it stays."""
+        with self._local_lock:
+            if self._local and self._local.access_token == access_token:
+                self._local = None
+        try:
+            cache = caches[self.cache_alias]
+            cached = cache.get(self.cache_key)
+            if isinstance(cached, Token) and cached.access_token == access_token:
+                cache.delete(self.cache_key)
+        except Exception:  # noqa: BLE001 - a cache outage must not break sending
+            logger.warning("django_mmc: token cache unreachable while invalidating a token")
+
+    # -- internals ------------------------------------------------------
+
+    def _margin(self, token: Token) -> float:
+        return refresh_margin(self.margin, token.lifetime)
+
+    def _read_shared(self, stale: Token | None) -> Token | None:
+        cached = caches[self.cache_alias].get(self.cache_key)
+        if (
+            isinstance(cached, Token)
+            and cached.usable(self._margin(cached))
+            and (stale is None or cached.access_token != stale.access_token)
+        ):
+            return cached
+        return None
+
+    def _shared_or_fetch(self, stale: Token | None) -> Token:
+        try:
+            cache = caches[self.cache_alias]
+            found = self._read_shared(stale)
+            if found:
+                return found
+            deadline = time.monotonic() + LOCK_WAIT
+            while time.monotonic() < deadline:
+                lock_ttl = int(sum(self.timeout)) + 5
+                if cache.add(self.lock_key, "1", timeout=lock_ttl):
+                    try:
+                        found = self._read_shared(stale)  # someone may have just finished
+                        if found:
+                            return found
+                        token = self._fetch()
+                        self._store(token)
+                        return token
+                    finally:
+                        cache.delete(self.lock_key)
+                time.sleep(LOCK_POLL)
+                found = self._read_shared(stale)
+                if found:
+                    return found
+        except (MMCConfigurationError, MMCAuthError, MMCTransientError):
+            raise
+        except Exception:  # noqa: BLE001 - cache down: fetch without sharing
+            logger.warning("django_mmc: token cache unreachable, fetching a token directly")
+        return self._fetch()
+
+    def _store(self, token: Token) -> None:
+        ttl = max(1, int(token.expires_at - time.time()))
+        caches[self.cache_alias].set(self.cache_key, token, timeout=ttl)
+
+    def _fetch(self) -> Token:
+        """Run the client-credentials grant once."""
+        session = OAuth2Session(client=BackendApplicationClient(client_id=self.client_id))
+        session.register_compliance_hook("access_token_response", _raise_for_server_errors)
+        started = time.time()
+        try:
+            data = session.fetch_token(
+                token_url=self.token_url,
+                client_id=self.client_id,
+                client_secret=self._client_secret,
+                include_client_id=True,
+                scope=[self.scope] if self.scope else None,
+                timeout=self.timeout,
+            )
+        except OAuth2Error as err:
+            if err.error in ("invalid_client", "unauthorized_client", "invalid_scope"):
+                raise MMCConfigurationError(
+                    f"The platform refused the site's credentials ({err.error}): check "
+                    "MMC['CLIENT_ID'], MMC['CLIENT_SECRET'] and MMC['SCOPE']."
+                ) from None
+            raise MMCAuthError(
+                f"The token endpoint refused the request ({err.error}).", code=err.error
+            ) from None
+        except requests.Timeout:
+            raise MMCTransientError("The token endpoint timed out.") from None
+        except requests.ConnectionError:
+            raise MMCTransientError("The token endpoint could not be reached.") from None
+        except ValueError:
+            raise MMCTransientError("The token endpoint sent an unreadable answer.") from None
+        finally:
+            session.close()
+        self.fetch_count += 1
+        lifetime = float(data.get("expires_in") or 3600)
+        logger.info("django_mmc: fetched an access token valid for %ss", int(lifetime))
+        return Token(access_token=data["access_token"], expires_at=started + lifetime,
+                     lifetime=lifetime)
+
+
+def _raise_for_server_errors(response: requests.Response) -> requests.Response:
+    """Compliance hook: a 5xx or 429 from the token endpoint is transient, not
+    an OAuth error (its body is often not JSON at all)."""
+    if response.status_code >= 500 or response.status_code == 429:
+        raise MMCTransientError(
+            "The token endpoint is unavailable.", status_code=response.status_code
+        )
+    return response

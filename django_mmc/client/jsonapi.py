@@ -1,0 +1,272 @@
+"""The one small layer that builds and reads JSON:API documents.
+
+Building: :func:`resource_document` makes a ``{"data": {...}}`` request body.
+Reading: the ``parse_*`` functions turn a resource object into the plain
+dataclasses of :mod:`.resources`. Unknown attributes are ignored and unknown
+enum values are kept as strings, so a platform that adds things does not break
+the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+
+from .. import contract
+from .resources import (
+    ChannelGroupResource,
+    ChannelResource,
+    DialogueResource,
+    EventResource,
+    Failure,
+    FileResource,
+    MessageResource,
+    NotificationResource,
+    TemplateParameter,
+    TemplateResource,
+)
+
+
+class DocumentError(ValueError):
+    """A document from the platform does not have the JSON:API shape we need."""
+
+
+def identifier(resource_type: str, resource_id: str) -> dict[str, str]:
+    return {"type": resource_type, "id": str(resource_id)}
+
+
+def resource_document(
+    resource_type: str,
+    attributes: Mapping[str, Any] | None = None,
+    relationships: Mapping[str, Any] | None = None,
+    resource_id: str | None = None,
+) -> dict[str, Any]:
+    """A request body with one resource object. ``relationships`` maps a name
+    to a ``(type, id)`` pair, a list of pairs, or ``None``."""
+    data: dict[str, Any] = {"type": resource_type}
+    if resource_id is not None:
+        data["id"] = str(resource_id)
+    if attributes:
+        data["attributes"] = dict(attributes)
+    if relationships:
+        rels: dict[str, Any] = {}
+        for name, target in relationships.items():
+            if target is None:
+                rels[name] = {"data": None}
+            elif isinstance(target, list):
+                rels[name] = {"data": [identifier(t, i) for t, i in target]}
+            else:
+                rels[name] = {"data": identifier(*target)}
+        data["relationships"] = rels
+    return {"data": data}
+
+
+def primary_data(document: Any) -> Any:
+    if not isinstance(document, Mapping) or "data" not in document:
+        raise DocumentError("The response is not a JSON:API document with primary data.")
+    return document["data"]
+
+
+def _resource(obj: Any, expected_type: str | None = None) -> Mapping[str, Any]:
+    if not isinstance(obj, Mapping) or "id" not in obj or "type" not in obj:
+        raise DocumentError("Expected a JSON:API resource object with 'type' and 'id'.")
+    if expected_type and obj["type"] != expected_type:
+        raise DocumentError(f"Expected a {expected_type!r} resource, got {obj['type']!r}.")
+    return obj
+
+
+def _attributes(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    attrs = obj.get("attributes") or {}
+    if not isinstance(attrs, Mapping):
+        raise DocumentError("'attributes' must be an object.")
+    return attrs
+
+
+def related_id(obj: Mapping[str, Any], name: str) -> str | None:
+    """The id of a to-one relationship, or ``None``."""
+    rel = (obj.get("relationships") or {}).get(name)
+    if not isinstance(rel, Mapping):
+        return None
+    data = rel.get("data")
+    if isinstance(data, Mapping) and data.get("id") is not None:
+        return str(data["id"])
+    return None
+
+
+def related_ids(obj: Mapping[str, Any], name: str) -> list[str]:
+    rel = (obj.get("relationships") or {}).get(name)
+    data = rel.get("data") if isinstance(rel, Mapping) else None
+    if not isinstance(data, list):
+        return []
+    return [str(item["id"]) for item in data if isinstance(item, Mapping) and "id" in item]
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    return parse_datetime(value)
+
+
+def parse_failure(value: Any) -> Failure | None:
+    if not isinstance(value, Mapping) or not value.get("code"):
+        return None
+    return Failure(code=str(value["code"]), detail=str(value.get("detail") or ""))
+
+
+def parse_channel(obj: Any) -> ChannelResource:
+    obj = _resource(obj, contract.TYPE_CHANNELS)
+    attrs = _attributes(obj)
+    return ChannelResource(
+        id=str(obj["id"]),
+        name=str(attrs.get("name") or ""),
+        channel_type=str(attrs.get("channelType") or ""),
+    )
+
+
+def parse_channel_groups(document: Any) -> list[ChannelGroupResource]:
+    """Channel groups with their channels, from ``?include=channels``."""
+    data = primary_data(document)
+    included = {
+        (item.get("type"), str(item.get("id"))): item
+        for item in document.get("included") or []
+        if isinstance(item, Mapping)
+    }
+    groups = []
+    for obj in data or []:
+        obj = _resource(obj, contract.TYPE_CHANNEL_GROUPS)
+        channels = tuple(
+            parse_channel(included[(contract.TYPE_CHANNELS, channel_id)])
+            for channel_id in related_ids(obj, "channels")
+            if (contract.TYPE_CHANNELS, channel_id) in included
+        )
+        groups.append(
+            ChannelGroupResource(
+                id=str(obj["id"]), name=str(_attributes(obj).get("name") or ""), channels=channels
+            )
+        )
+    return groups
+
+
+def parse_template(obj: Any) -> TemplateResource:
+    obj = _resource(obj, contract.TYPE_TEMPLATES)
+    attrs = _attributes(obj)
+    parameters = tuple(
+        TemplateParameter(name=str(p["name"]), required=bool(p.get("required", False)))
+        for p in attrs.get("parameters") or []
+        if isinstance(p, Mapping) and p.get("name")
+    )
+    return TemplateResource(
+        id=str(obj["id"]),
+        name=str(attrs.get("name") or ""),
+        description=str(attrs.get("description") or ""),
+        channel_types=tuple(str(t) for t in attrs.get("channelTypes") or ()),
+        parameters=parameters,
+        preview=str(attrs.get("preview") or ""),
+    )
+
+
+def parse_notification(obj: Any) -> NotificationResource:
+    obj = _resource(obj, contract.TYPE_NOTIFICATIONS)
+    attrs = _attributes(obj)
+    return NotificationResource(
+        id=str(obj["id"]),
+        status=str(attrs.get("status") or ""),
+        channel_type=attrs.get("channelType"),
+        created_at=parse_timestamp(attrs.get("createdAt")),
+        updated_at=parse_timestamp(attrs.get("updatedAt")),
+        failure=parse_failure(attrs.get("failure")),
+        recipient=related_id(obj, "recipient"),
+        template_id=related_id(obj, "template"),
+        channel_group_id=related_id(obj, "channelGroup"),
+    )
+
+
+def parse_dialogue(obj: Any) -> DialogueResource:
+    obj = _resource(obj, contract.TYPE_DIALOGUES)
+    attrs = _attributes(obj)
+    return DialogueResource(
+        id=str(obj["id"]),
+        status=str(attrs.get("status") or ""),
+        initiated_by=attrs.get("initiatedBy"),
+        channel_type=attrs.get("channelType"),
+        opened_at=parse_timestamp(attrs.get("openedAt")),
+        closed_at=parse_timestamp(attrs.get("closedAt")),
+        closed_by=attrs.get("closedBy"),
+        recipient=related_id(obj, "recipient"),
+        channel_group_id=related_id(obj, "channelGroup"),
+        agent_id=related_id(obj, "dialogueAgent"),
+    )
+
+
+def parse_file(obj: Any) -> FileResource:
+    """A file, from a ``files`` resource object or from the plain
+    ``{"id", "name", ...}`` entries of a ``message.received`` event."""
+    if not isinstance(obj, Mapping) or "id" not in obj:
+        raise DocumentError("Expected a file with an 'id'.")
+    attrs = obj.get("attributes") if "attributes" in obj else obj
+    attrs = attrs if isinstance(attrs, Mapping) else {}
+    size = attrs.get("size")
+    return FileResource(
+        id=str(obj["id"]),
+        name=str(attrs.get("name") or ""),
+        content_type=str(attrs.get("contentType") or ""),
+        size=size if isinstance(size, int) else None,
+        url=attrs.get("url"),
+    )
+
+
+def parse_message(obj: Any) -> MessageResource:
+    obj = _resource(obj, contract.TYPE_MESSAGES)
+    attrs = _attributes(obj)
+    return MessageResource(
+        id=str(obj["id"]),
+        status=attrs.get("status"),
+        direction=attrs.get("direction"),
+        text=attrs.get("text"),
+        created_at=parse_timestamp(attrs.get("createdAt")),
+        failure=parse_failure(attrs.get("failure")),
+        dialogue_id=related_id(obj, "dialogue"),
+        files=tuple(parse_file({"id": i}) for i in related_ids(obj, "files")),
+    )
+
+
+def parse_event(document: Any) -> EventResource:
+    """A webhook event document. Raises :class:`DocumentError` when it is not
+    an ``events`` resource with an ``eventType``."""
+    obj = _resource(primary_data(document), contract.TYPE_EVENTS)
+    attrs = dict(_attributes(obj))
+    event_type = attrs.pop("eventType", None)
+    if not event_type or not isinstance(event_type, str):
+        raise DocumentError("The event has no 'eventType' attribute.")
+    rels = obj.get("relationships") or {}
+    related = {
+        name: related_id(obj, name) for name in (rels if isinstance(rels, Mapping) else {})
+    }
+    return EventResource(
+        id=str(obj["id"]),
+        event_type=event_type,
+        occurred_at=parse_timestamp(attrs.pop("occurredAt", None)),
+        attributes=attrs,
+        related=related,
+    )
+
+
+def error_objects(document: Any) -> list[dict[str, Any]]:
+    """The ``errors`` array of an error document, or ``[]``."""
+    if isinstance(document, Mapping) and isinstance(document.get("errors"), list):
+        return [e for e in document["errors"] if isinstance(e, dict)]
+    return []
+
+
+def next_link(document: Any) -> str | None:
+    links = document.get("links") if isinstance(document, Mapping) else None
+    if isinstance(links, Mapping):
+        link = links.get("next")
+        if isinstance(link, Mapping):  # a JSON:API link object
+            link = link.get("href")
+        if isinstance(link, str) and link:
+            return link
+    return None

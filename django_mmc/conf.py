@@ -1,0 +1,203 @@
+"""The ``MMC`` setting: defaults, normalisation and the one object that reads it.
+
+This module is the only place that knows the setting's key names. Everything
+else reads ``mmc_settings.<KEY>``. The object is rebuilt when Django's
+``setting_changed`` signal reports a new ``MMC`` (so ``override_settings``
+works in tests), and reading it never raises on a bad configuration: problems
+are reported by the system checks in :mod:`django_mmc.checks`, and by
+:class:`~django_mmc.exceptions.MMCConfigurationError` only when a value that
+is missing is actually needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from . import contract
+
+SETTING_NAME = "MMC"
+
+#: Every key of the ``MMC`` setting, with its default. The configuration
+#: reference in the docs is checked against this table by the test suite.
+DEFAULTS: dict[str, Any] = {
+    # Where the platform is.
+    "BASE_URL": contract.DEFAULT_BASE_URL,
+    "OAUTH_BASE_URL": contract.DEFAULT_OAUTH_BASE_URL,
+    "OAUTH_FLOW": contract.DEFAULT_OAUTH_FLOW,
+    "SCOPE": contract.DEFAULT_SCOPE,
+    # Credentials of the organisation's service account.
+    "CLIENT_ID": None,
+    "CLIENT_SECRET": None,
+    "ORGANISATION_ID": None,
+    # Dialogue agents this site plays: key -> {"ID": ..., "WEBHOOK_SECRETS": [...]}.
+    "AGENTS": {},
+    "DEFAULT_AGENT": None,
+    "DEFAULT_CHANNEL_GROUP": None,
+    "DEFAULT_CHANNEL_TYPE": "WHATSAPP",
+    # HTTP.
+    "TIMEOUT": (5.0, 30.0),
+    "RATE_LIMIT": 40,
+    "TOKEN_REFRESH_MARGIN": 60,
+    "CACHE_ALIAS": "default",
+    # Retries of sends (Celery's exponential backoff with full jitter).
+    "MAX_RETRIES": 8,
+    "RETRY_BACKOFF": 2,
+    "RETRY_BACKOFF_MAX": 600,
+    "RETRY_AFTER_MAX": 900,
+    # The outbox sweeper and status polling.
+    "OUTBOX_DELAY": 60,
+    "SEND_LEASE": 120,
+    "POLL_AFTER": 300,
+    "POLL_BATCH_SIZE": contract.MAX_FILTER_IDS,
+    "POLL_MAX_AGE": 7 * 24 * 3600,
+    # Celery.
+    "QUEUE": None,
+    # Webhooks.
+    "WEBHOOK_MAX_BODY_SIZE": 256 * 1024,
+    "WEBHOOK_EVENT_RETENTION_DAYS": 30,
+    # Bulk sends.
+    "BULK_CHUNK_SIZE": 500,
+}
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A dialogue agent this site plays on the platform.
+
+    ``webhook_secrets`` is kept out of the repr so it cannot leak into logs or
+    error reports.
+    """
+
+    key: str
+    id: str
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.key} (agent {self.id})"
+
+
+class MMCSettings:
+    """Read-only view of the ``MMC`` setting with defaults filled in."""
+
+    def __init__(self, user_settings: dict[str, Any] | None = None) -> None:
+        self._user = user_settings
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        if self._user is None:
+            value = getattr(settings, SETTING_NAME, {})
+            self._user = value if isinstance(value, dict) else {}
+        return self._user
+
+    @property
+    def unknown_keys(self) -> list[str]:
+        return sorted(set(self.user_settings) - set(DEFAULTS))
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Invalid MMC setting: {name!r}")
+        if name not in self._cache:
+            self._cache[name] = self.user_settings.get(name, DEFAULTS[name])
+        return self._cache[name]
+
+    def __repr__(self) -> str:
+        # Never show values: several of them are secrets.
+        return f"<MMCSettings keys={sorted(self.user_settings)}>"
+
+    @property
+    def agents(self) -> dict[str, Agent]:
+        """The configured agents, normalised. Malformed entries are skipped
+        here; the system checks report them."""
+        if "_agents" not in self._cache:
+            agents: dict[str, Agent] = {}
+            raw = self.AGENTS if isinstance(self.AGENTS, dict) else {}
+            for key, conf in raw.items():
+                if not isinstance(conf, dict) or conf.get("ID") in (None, ""):
+                    continue
+                secrets = conf.get("WEBHOOK_SECRETS") or ()
+                if isinstance(secrets, str):
+                    secrets = (secrets,)
+                agents[str(key)] = Agent(
+                    key=str(key),
+                    id=str(conf["ID"]),
+                    webhook_secrets=tuple(s for s in secrets if isinstance(s, str) and s),
+                )
+            self._cache["_agents"] = agents
+        return self._cache["_agents"]
+
+    def get_agent(self, key: str | None = None) -> Agent:
+        """The agent for ``key`` (the default agent when ``None``)."""
+        from .exceptions import MMCConfigurationError
+
+        key = key or self.DEFAULT_AGENT
+        if not key:
+            raise MMCConfigurationError(
+                "No dialogue agent given and MMC['DEFAULT_AGENT'] is not set."
+            )
+        try:
+            return self.agents[key]
+        except KeyError:
+            raise MMCConfigurationError(
+                f"Unknown dialogue agent {key!r}: add it to MMC['AGENTS'] "
+                f"with its platform 'ID' and 'WEBHOOK_SECRETS'."
+            ) from None
+
+    def agent_by_platform_id(self, agent_id: str) -> Agent | None:
+        for agent in self.agents.values():
+            if agent.id == str(agent_id):
+                return agent
+        return None
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        value = self.TIMEOUT
+        if isinstance(value, (int, float)):
+            return (float(value), float(value))
+        connect, read = value
+        return (float(connect), float(read))
+
+    @property
+    def token_url(self) -> str:
+        return contract.token_url(self.OAUTH_BASE_URL, self.OAUTH_FLOW)
+
+    def require(self, *names: str) -> None:
+        """Raise a configuration error naming every missing required key."""
+        from .exceptions import MMCConfigurationError
+
+        missing = [n for n in names if getattr(self, n) in (None, "")]
+        if missing:
+            keys = ", ".join(f"MMC[{n!r}]" for n in missing)
+            raise MMCConfigurationError(
+                f"django_mmc needs {keys} to talk to the platform; "
+                "set them in your Django settings."
+            )
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for log and page scrubbing."""
+        values = [self.CLIENT_SECRET] if self.CLIENT_SECRET else []
+        for agent in self.agents.values():
+            values.extend(agent.webhook_secrets)
+        return [v for v in values if isinstance(v, str) and v]
+
+
+mmc_settings = MMCSettings()
+
+
+def reload_settings() -> None:
+    global mmc_settings
+    mmc_settings.__init__()  # type: ignore[misc]
+
+
+@receiver(setting_changed)
+def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING_NAME:
+        reload_settings()
+        from .client import reset_client
+
+        reset_client()

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from typing import Any
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.utils.translation import gettext_lazy as _
+
+
+def normalize_phone_number(value: Any) -> str:
+    """``value`` in E.164 form (``+`` country code and number, no spaces).
+
+    Spaces, dashes and brackets are tolerated on input; anything that is not
+    a valid number with its country code raises a ``ValidationError``."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(_("Enter a phone number."), code="required")
+    text = value.strip()
+    if not text.startswith("+"):
+        raise ValidationError(
+            _("%(value)s is not in E.164 form: start with + and the country code."),
+            code="invalid_phone_number", params={"value": text[:32]},
+        )
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise ValidationError(
+            _("%(value)s is not a valid phone number."),
+            code="invalid_phone_number", params={"value": text[:32]},
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class RecipientManager(models.Manager["Recipient"]):
+    def for_number(self, number: str, *, name: str = "") -> Recipient:
+        """The recipient with this number, created if new. Raises
+        ``ValidationError`` for a number that is not valid E.164."""
+        phone_number = normalize_phone_number(number)
+        recipient = self.filter(phone_number=phone_number).first()
+        if recipient is not None:
+            return recipient
+        try:
+            with transaction.atomic():
+                return self.create(phone_number=phone_number, name=name)
+        except IntegrityError:  # created by someone else meanwhile
+            return self.get(phone_number=phone_number)
+
+
+class Recipient(models.Model):
+    """A person the site messages, identified by an E.164 phone number."""
+
+    phone_number = models.CharField(_("phone number"), max_length=20, unique=True)
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = RecipientManager()
+
+    class Meta:
+        verbose_name = _("recipient")
+        verbose_name_plural = _("recipients")
+        ordering = ["phone_number"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.phone_number})" if self.name else self.phone_number
+
+    def clean(self) -> None:
+        try:
+            self.phone_number = normalize_phone_number(self.phone_number)
+        except ValidationError as err:
+            raise ValidationError({"phone_number": err.messages}) from None

@@ -1,0 +1,92 @@
+"""Status polling: the safety net for webhooks that never arrive.
+
+Only rows the platform has, that are not final and have had no news for
+``MMC['POLL_AFTER']`` seconds are asked about, ``MMC['POLL_BATCH_SIZE']`` ids per
+request (the contract's ``filter[id]``), and changes are written in bulk: the
+number of queries per batch does not grow with the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .client import get_client
+from .conf import mmc_settings
+from .models import Notification
+from .sending import fire_status_changed, status_changes
+from .status import POLLABLE_STATUSES, Status, can_advance
+
+logger = logging.getLogger("django_mmc.polling")
+
+
+def due_for_poll(now=None):
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=mmc_settings.POLL_AFTER)
+    return Notification.objects.filter(
+        Q(checked_at__isnull=True) | Q(checked_at__lt=stale),
+        status__in=POLLABLE_STATUSES, status_changed_at__lt=stale,
+        platform_id__isnull=False,
+        created_at__gt=now - timedelta(seconds=mmc_settings.POLL_MAX_AGE),
+    )
+
+
+def poll_notifications(limit: int | None = None) -> dict[str, int]:
+    """Ask the platform about notifications that are overdue for news and
+    apply what changed. Returns counts: polled, changed, requests."""
+    batch_size = mmc_settings.POLL_BATCH_SIZE
+    client = get_client()
+    totals = {"polled": 0, "changed": 0, "requests": 0}
+    last_pk = 0
+    while limit is None or totals["polled"] < limit:
+        size = batch_size if limit is None else min(batch_size, limit - totals["polled"])
+        rows = list(
+            due_for_poll().filter(pk__gt=last_pk).order_by("pk")
+            .values_list("pk", "platform_id", "status")[:size]
+        )
+        if not rows:
+            break
+        last_pk = rows[-1][0]
+        remote = {r.id: r for r in client.get_notifications([r[1] for r in rows])}
+        totals["requests"] += 1
+        totals["polled"] += len(rows)
+        totals["changed"] += apply_batch(rows, remote)
+    return totals
+
+
+def apply_batch(rows: list[tuple[int, str, str]], remote: dict) -> int:
+    """Write one batch's changes: one UPDATE per (old, new, failure) group,
+    and one to mark the rest as checked."""
+    now = timezone.now()
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for pk, platform_id, old in rows:
+        resource = remote.get(platform_id)
+        if resource is None or not can_advance(old, resource.status):
+            continue
+        failure = resource.failure
+        groups[(old, resource.status, failure)].append(pk)
+    changed = 0
+    with transaction.atomic():
+        for (old, new, failure), pks in groups.items():
+            changes = status_changes(old, new, now, failure)
+            changes["checked_at"] = now
+            updated = Notification.objects.filter(pk__in=pks, status=old).update(**changes)
+            if updated == len(pks):
+                moved = pks
+            else:  # a webhook moved some meanwhile: find out which we moved
+                moved = list(Notification.objects.filter(
+                    pk__in=pks, status=new, status_changed_at=now).values_list("pk", flat=True))
+            for pk in moved:
+                fire_status_changed(Notification, pk, old, new)
+            changed += len(moved)
+        Notification.objects.filter(pk__in=[r[0] for r in rows]).exclude(
+            checked_at=now).update(checked_at=now)
+    return changed
+
+
+__all__ = ["apply_batch", "due_for_poll", "poll_notifications", "Status"]

@@ -1,0 +1,116 @@
+"""Statuses and the rule that they only move forward.
+
+Notifications and dialogue messages share one status set: the platform's own
+(``ACCEPTED`` < ``SENT`` < ``DELIVERED`` < ``READ``, and the terminal
+``FAILED``/``EXPIRED``) plus local ones that say where a row is before the
+platform has it. Reports of platform statuses (polls and webhooks) arrive out
+of order; :func:`can_advance` is the single rule that decides whether a report
+changes anything.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Status(models.TextChoices):
+    QUEUED = "QUEUED", _("Waiting to be sent")
+    SENDING = "SENDING", _("Being sent")
+    ERROR = "ERROR", _("Not sent: retries used up")
+    REFUSED = "REFUSED", _("Refused by the platform")
+    ACCEPTED = "ACCEPTED", _("Accepted")
+    SENT = "SENT", _("Sent")
+    DELIVERED = "DELIVERED", _("Delivered")
+    READ = "READ", _("Read")
+    FAILED = "FAILED", _("Failed")
+    EXPIRED = "EXPIRED", _("Expired")
+    RECEIVED = "RECEIVED", _("Received")
+
+
+_RANK = {
+    Status.QUEUED: 0,
+    Status.SENDING: 1,
+    Status.ERROR: 1,
+    Status.ACCEPTED: 2,
+    Status.SENT: 3,
+    Status.DELIVERED: 4,
+    Status.READ: 5,
+    Status.FAILED: 9,
+    Status.EXPIRED: 9,
+    Status.REFUSED: 9,
+    Status.RECEIVED: 9,
+}
+
+#: Nothing moves a row out of these.
+FINAL_STATUSES = frozenset({Status.READ, Status.FAILED, Status.EXPIRED, Status.REFUSED,
+                            Status.RECEIVED})
+#: Statuses the platform reports.
+PLATFORM_STATUSES = frozenset({Status.ACCEPTED, Status.SENT, Status.DELIVERED, Status.READ,
+                               Status.FAILED, Status.EXPIRED})
+#: Rows the platform has and may still report on: what status polling asks about.
+POLLABLE_STATUSES = (Status.ACCEPTED, Status.SENT, Status.DELIVERED)
+#: Rows waiting for a worker.
+UNSENT_STATUSES = (Status.QUEUED, Status.SENDING)
+FAILURE_STATUSES = frozenset({Status.FAILED, Status.EXPIRED, Status.REFUSED, Status.ERROR})
+
+#: The timestamp field each status stamps when it is reached.
+TIMESTAMP_FIELDS = {
+    Status.ACCEPTED: "accepted_at",
+    Status.SENT: "sent_at",
+    Status.DELIVERED: "delivered_at",
+    Status.READ: "read_at",
+    Status.FAILED: "failed_at",
+    Status.EXPIRED: "failed_at",
+    Status.REFUSED: "failed_at",
+}
+
+
+def rank(status: str) -> int:
+    return _RANK.get(Status(status), 0) if status in Status.values else 0
+
+
+def can_advance(old: str, new: str) -> bool:
+    """Whether a row in ``old`` may move to ``new``: never out of a final
+    status, never backwards, never sideways."""
+    if old in FINAL_STATUSES or new not in Status.values:
+        return False
+    return rank(new) > rank(old)
+
+
+def earlier_statuses(new: str) -> list[str]:
+    """Every status from which ``new`` is a step forward, for a conditional
+    ``UPDATE ... WHERE status IN (...)`` that cannot regress under races."""
+    return [s for s in Status.values if can_advance(s, new)]
+
+
+class DialogueStatus(models.TextChoices):
+    OPENING = "OPENING", _("Waiting to open")
+    OPEN = "OPEN", _("Open")
+    CLOSING = "CLOSING", _("Closing")
+    CLOSED = "CLOSED", _("Closed")
+    CONFLICT = "CONFLICT", _("Held by another agent")
+    REFUSED = "REFUSED", _("Refused by the platform")
+    ERROR = "ERROR", _("Not opened: retries used up")
+
+
+#: A dialogue in one of these holds the recipient on its channel group: the
+#: database allows one such dialogue per recipient and channel group.
+ACTIVE_DIALOGUE_STATUSES = (DialogueStatus.OPENING, DialogueStatus.OPEN, DialogueStatus.CLOSING)
+
+
+class Direction(models.TextChoices):
+    INBOUND = "INBOUND", _("From the recipient")
+    OUTBOUND = "OUTBOUND", _("To the recipient")
+
+
+class InitiatedBy(models.TextChoices):
+    AGENT = "AGENT", _("Us")
+    RECIPIENT = "RECIPIENT", _("The recipient")
+
+
+class ClosedBy(models.TextChoices):
+    AGENT = "AGENT", _("Us")
+    RECIPIENT = "RECIPIENT", _("The recipient")
+    PLATFORM = "PLATFORM", _("The platform")
+    TIMEOUT = "TIMEOUT", _("Inactivity timeout")

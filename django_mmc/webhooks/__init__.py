@@ -1,0 +1,1 @@
+"""The inbound half: the webhook endpoint that receives the platform's events."""
