@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import requests
 from django.core.cache import caches
@@ -107,6 +109,7 @@ class TokenManager:
         fingerprint = hashlib.sha256(f"{token_url}|{client_id}".encode()).hexdigest()[:16]
         self.cache_key = f"django_mmc:token:{fingerprint}"
         self.lock_key = f"{self.cache_key}:lock"
+        _allow_plain_http_to_loopback(token_url)
         self._local: Token | None = None
         self._local_lock = threading.Lock()
         #: Tokens this process fetched from the token endpoint (for tests and metrics).
@@ -230,6 +233,14 @@ class TokenManager:
         logger.info("django_mmc: fetched an access token valid for %ss", int(lifetime))
         return Token(access_token=data["access_token"], expires_at=started + lifetime,
                      lifetime=lifetime)
+
+
+def _allow_plain_http_to_loopback(token_url: str) -> None:
+    """oauthlib refuses plain http. A token endpoint on this machine (the
+    sandbox) is the one exception we allow; anything else stays https-only."""
+    parts = urlsplit(token_url)
+    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
 
 def _raise_for_server_errors(response: requests.Response) -> requests.Response:

@@ -1,0 +1,291 @@
+"""Fixtures for django_mmc's own suite: the real parts.
+
+* ``sandbox``: the MMC sandbox, a real HTTP server on loopback, with the MMC
+  setting pointed at it.
+* ``celery_worker``: a real ``celery worker`` process (prefork, 2 children)
+  on the Redis broker, connected to the test database.
+* ``mmc_stack``: both, plus Django's live server receiving the sandbox's
+  signed webhooks over HTTP, and the directory synced.
+
+PostgreSQL and Redis must be reachable. When ``CI=true`` a missing service
+fails the run; elsewhere the tests that need it are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.celery_app import app as celery_app  # noqa: E402,F401 - makes it the current app
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER_QUEUE = "django_mmc_tests"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the long variants (large chaos runs)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip_slow = pytest.mark.skip(reason="long variant: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from django.conf import settings
+
+    needed = [("Redis", "127.0.0.1", 6379)]
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        needed.append(("PostgreSQL", settings.DATABASES["default"]["HOST"],
+                       int(settings.DATABASES["default"]["PORT"])))
+    missing = [name for name, host, port in needed if not _reachable(host, port)]
+    if missing and os.environ.get("CI") == "true":
+        pytest.exit(f"CI=true and {', '.join(missing)} cannot be reached: failing, not "
+                    "skipping. `.ci/run` starts the services; see its output.", returncode=3)
+    session.config._mmc_missing_services = missing  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _require_services(request: pytest.FixtureRequest) -> None:
+    missing = getattr(request.config, "_mmc_missing_services", [])
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (start them, or run with CI=true to fail)")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_client_and_cache() -> Iterator[None]:
+    """Each test starts with no cached token, rate-limit window or client."""
+    from django.core.cache import cache
+
+    from django_mmc.client import reset_client
+
+    cache.clear()
+    reset_client()
+    yield
+    reset_client()
+
+
+# -- the sandbox ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[Any]:
+    from django_mmc.sandbox import Sandbox
+
+    server = Sandbox(progress_interval=0.05).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Any, settings: Any) -> Iterator[Any]:
+    """The sandbox, reset, with ``settings.MMC`` pointed at it."""
+    sandbox_server.reset()
+    sandbox_server.faults.clear()
+    settings.MMC = mmc_settings_for(sandbox_server)
+    yield sandbox_server
+    sandbox_server.faults.clear()
+
+
+def mmc_settings_for(sandbox: Any, **overrides: Any) -> dict[str, Any]:
+    from django.conf import settings
+
+    return sandbox.mmc_settings(
+        QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE, RATE_LIMIT=None, POLL_AFTER=1,
+        RETRY_BACKOFF=1, RETRY_BACKOFF_MAX=2, RETRY_AFTER_MAX=5, OUTBOX_DELAY=2,
+        SEND_LEASE=10, TIMEOUT=(2, 3), **overrides,
+    )
+
+
+# -- a real Celery worker ----------------------------------------------------------
+
+
+class Worker:
+    """A ``celery worker`` process that can be killed and restarted."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
+             "-Q", WORKER_QUEUE, "-c", "2", "-P", "prefork", "-l", "info",
+             "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-n", f"mmc-test-{os.getpid()}@%h"],
+            cwd=ROOT, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"celery worker exited:\n{self.output(offset)}")
+            if " ready." in self.output(offset):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"celery worker not ready in {timeout}s:\n{self.output(offset)}")
+
+    def output(self, offset: int = 0) -> str:
+        with self.log.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode(errors="replace")
+
+    def kill_child(self) -> int | None:
+        """SIGKILL one pool child (as the OOM killer would); returns its pid."""
+        if self.process is None:
+            return None
+        children = subprocess.run(["pgrep", "-P", str(self.process.pid)],
+                                  capture_output=True, text=True).stdout.split()
+        if not children:
+            return None
+        os.kill(int(children[0]), signal.SIGKILL)
+        return int(children[0])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def purge_queue() -> None:
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.delete(WORKER_QUEUE, "unacked", "unacked_index")
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: Any, django_db_blocker: Any, sandbox_server: Any
+                  ) -> Iterator[Worker]:
+    """One real worker process for the session, on the test database and
+    the session's sandbox."""
+    from django.conf import settings
+    from django.db import connection
+
+    purge_queue()
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        DJANGO_MMC_WORKER_DB=connection.settings_dict["NAME"],
+        DJANGO_MMC_TEST_MMC=json.dumps(mmc_settings_for(sandbox_server)),
+        PYTHONPATH=str(ROOT),
+    )
+    if settings.DB_KIND == "sqlite":
+        pytest.skip("a worker process needs a database it can share: PostgreSQL")
+    log = Path(tempfile.gettempdir()) / f"django_mmc_worker_{os.getpid()}.log"
+    worker = Worker(env, log)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+class Stack:
+    """The whole stack for one test, with a helper to wait for outcomes."""
+
+    def __init__(self, sandbox: Any, worker: Worker, live_server_url: str) -> None:
+        self.sandbox = sandbox
+        self.worker = worker
+        self.live_server_url = live_server_url
+
+    def signals(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Signals the worker process sent during this test."""
+        from tests import signal_recorder
+
+        return [s for s in signal_recorder.recorded() if name is None or s["signal"] == name]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 20,
+                 message: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout}s waiting for {message}\n"
+                             f"worker log tail:\n{self.worker.output()[-3000:]}")
+
+
+@pytest.fixture
+def mmc_stack(transactional_db: Any, live_server: Any, sandbox: Any, celery_worker: Worker,
+              settings: Any) -> Iterator[Stack]:
+    """Sandbox + live server (receiving signed webhooks) + Celery worker,
+    with the directory synced from the sandbox."""
+    from django_mmc.directory import sync_directory
+
+    if celery_worker.process is None or celery_worker.process.poll() is not None:
+        celery_worker.start()
+    for key, agent in settings.MMC["AGENTS"].items():
+        sandbox.set_agent_endpoint(agent["ID"], f"{live_server.url}/mmc/webhooks/{key}/")
+    sync_directory()
+    from tests import signal_recorder
+
+    signal_recorder.clear()
+    yield Stack(sandbox, celery_worker, live_server.url)
+    sandbox.wait_for_webhooks(timeout=5)
+    for agent in settings.MMC["AGENTS"].values():
+        sandbox.set_agent_endpoint(agent["ID"], None)
+
+
+@pytest.fixture
+def directory(db: Any) -> dict[str, Any]:
+    """Channel groups and templates as the sandbox seeds them, created locally
+    (no platform call), for tests that only need rows."""
+    from django_mmc.models import Channel, ChannelGroup, Template
+
+    support = ChannelGroup.objects.create(platform_id="7", name="Support")
+    sales = ChannelGroup.objects.create(platform_id="8", name="Sales")
+    Channel.objects.create(platform_id="48", group=support, channel_type="WHATSAPP",
+                           name="WhatsApp +35316000000")
+    Channel.objects.create(platform_id="49", group=support, channel_type="SMS", name="SMS 50050")
+    Channel.objects.create(platform_id="50", group=sales, channel_type="WHATSAPP",
+                           name="WhatsApp +35316000001")
+    shipped = Template.objects.create(
+        platform_id="101", name="order_shipped", channel_types=["WHATSAPP", "SMS"],
+        parameters=[{"name": "first_name", "required": True},
+                    {"name": "tracking_url", "required": False}],
+        preview="Hi {{first_name}}, your order is on its way: {{tracking_url}}",
+    )
+    otp = Template.objects.create(
+        platform_id="102", name="otp", channel_types=["SMS", "WHATSAPP"],
+        parameters=[{"name": "code", "required": True}], preview="Your code is {{code}}",
+    )
+    reminder = Template.objects.create(
+        platform_id="103", name="appointment_reminder", channel_types=["WHATSAPP"],
+        parameters=[{"name": "first_name", "required": True},
+                    {"name": "date", "required": True}],
+    )
+    return {"support": support, "sales": sales, "order_shipped": shipped, "otp": otp,
+            "appointment_reminder": reminder}

@@ -1,0 +1,97 @@
+"""The whole path on real parts: business code -> PostgreSQL -> Redis ->
+Celery worker process -> sandbox over HTTP -> signed webhooks over HTTP ->
+live server -> worker -> models and signals."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+
+import django_mmc
+from django_mmc.models import Dialogue, Message, Notification, WebhookEvent
+from django_mmc.status import DialogueStatus, Direction, Status
+
+pytestmark = pytest.mark.integration
+
+
+def test_committed_notification_is_delivered_through_webhooks(mmc_stack):
+    with transaction.atomic():
+        notification = django_mmc.send_notification(
+            "+353861234567", "order_shipped", {"first_name": "Ann"})
+    mmc_stack.wait_for(
+        lambda: Notification.objects.get(pk=notification.pk).status == Status.READ,
+        message="the notification to be READ")
+    notification.refresh_from_db()
+    assert notification.platform_id
+    assert notification.accepted_at and notification.delivered_at and notification.read_at
+    assert notification.attempts == 1
+    created = [n for n in mmc_stack.sandbox.notifications()
+               if n["idempotency_key"] == str(notification.idempotency_key)]
+    assert len(created) == 1
+    # Every status came in as a stored, processed webhook event.
+    events = WebhookEvent.objects.filter(subject_id=notification.platform_id)
+    assert events.count() >= 3
+    assert set(events.values_list("state", flat=True)) == {WebhookEvent.State.PROCESSED}
+
+
+def test_rolled_back_notification_sends_nothing(mmc_stack):
+    class Rollback(Exception):
+        pass
+
+    with pytest.raises(Rollback), transaction.atomic():
+        django_mmc.send_notification("+353861234567", "otp", {"code": "1234"})
+        raise Rollback
+    assert Notification.objects.count() == 0
+    sentinel = django_mmc.send_notification("+353861234568", "otp", {"code": "9"})
+    mmc_stack.wait_for(lambda: Notification.objects.get(pk=sentinel.pk).platform_id,
+                       message="the sentinel to be sent")
+    assert [n["recipient"] for n in mmc_stack.sandbox.notifications()] == ["+353861234568"]
+
+
+def test_recipient_reply_arrives_once_in_the_open_dialogue(mmc_stack):
+    if True:
+        dialogue = django_mmc.open_dialogue("+353861234567")
+        mmc_stack.wait_for(
+            lambda: Dialogue.objects.get(pk=dialogue.pk).status == DialogueStatus.OPEN,
+            message="the dialogue to open")
+        dialogue.refresh_from_db()
+        dialogue.send_message("How can we help?")
+        mmc_stack.sandbox.reply("+353861234567", "My parcel is late")
+        inbound = mmc_stack.wait_for(
+            lambda: Message.objects.filter(dialogue=dialogue, direction=Direction.INBOUND)
+            .first(), message="the reply")
+        assert inbound.text == "My parcel is late"
+        mmc_stack.wait_for(lambda: mmc_stack.signals("message_received"),
+                           message="message_received")
+        mmc_stack.sandbox.wait_for_webhooks(timeout=5)
+        received = mmc_stack.signals("message_received")
+        assert [(s["message"], s["dialogue"]) for s in received] == [(inbound.pk, dialogue.pk)]
+        assert [s["dialogue"] for s in mmc_stack.signals("dialogue_opened")] == [dialogue.pk]
+        outbound = Message.objects.get(dialogue=dialogue, direction=Direction.OUTBOUND)
+        mmc_stack.wait_for(
+            lambda: Message.objects.get(pk=outbound.pk).status in (Status.DELIVERED,
+                                                                   Status.READ),
+            message="the outbound message to be delivered")
+        dialogue.close()
+        mmc_stack.wait_for(
+            lambda: Dialogue.objects.get(pk=dialogue.pk).status == DialogueStatus.CLOSED,
+            message="the dialogue to close")
+        assert [d["status"] for d in mmc_stack.sandbox.dialogues()] == ["CLOSED"]
+        closed = mmc_stack.wait_for(lambda: mmc_stack.signals("dialogue_closed"),
+                                    message="dialogue_closed")
+        assert closed == [{"signal": "dialogue_closed", "dialogue": dialogue.pk,
+                           "closed_by": "AGENT"}]
+
+
+def test_recipient_initiated_dialogue_is_created_from_webhooks(mmc_stack):
+    mmc_stack.sandbox.reply("+353861234599", "Hello?")
+    message = mmc_stack.wait_for(
+        lambda: Message.objects.filter(direction=Direction.INBOUND).first(),
+        message="the inbound message")
+    mmc_stack.sandbox.wait_for_webhooks(timeout=5)
+    dialogue = Dialogue.objects.get()
+    assert message.dialogue_id == dialogue.pk
+    assert dialogue.status == DialogueStatus.OPEN
+    assert dialogue.initiated_by == "RECIPIENT"
+    assert dialogue.agent_key == "support"
+    assert dialogue.recipient.phone_number == "+353861234599"
