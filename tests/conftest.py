@@ -156,16 +156,17 @@ class Worker:
             handle.seek(offset)
             return handle.read().decode(errors="replace")
 
-    def kill_child(self) -> int | None:
-        """SIGKILL one pool child (as the OOM killer would); returns its pid."""
+    def kill_children(self) -> list[int]:
+        """SIGKILL the pool's child processes (as the OOM killer would) while
+        the main process lives on and replaces them; returns their pids."""
         if self.process is None:
-            return None
-        children = subprocess.run(["pgrep", "-P", str(self.process.pid)],
-                                  capture_output=True, text=True).stdout.split()
-        if not children:
-            return None
-        os.kill(int(children[0]), signal.SIGKILL)
-        return int(children[0])
+            return []
+        children = [int(pid) for pid in subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        ).stdout.split()]
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        return children
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -254,9 +255,38 @@ def mmc_stack(transactional_db: Any, live_server: Any, sandbox: Any, celery_work
 
     signal_recorder.clear()
     yield Stack(sandbox, celery_worker, live_server.url)
-    sandbox.wait_for_webhooks(timeout=5)
     for agent in settings.MMC["AGENTS"].values():
         sandbox.set_agent_endpoint(agent["ID"], None)
+    sandbox.wait_for_webhooks(timeout=5)
+    quiesce()
+
+
+def quiesce(timeout: float = 15) -> None:
+    """Wait until the worker is done with this test's work, so the test
+    database can be flushed (TRUNCATE) without deadlocking against it."""
+    import redis
+    from django.conf import settings
+    from django.db import connection
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    deadline = time.monotonic() + timeout
+    quiet_since = None
+    try:
+        while time.monotonic() < deadline:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')")
+                busy = cursor.fetchone()[0]
+            if busy == 0 and broker.llen(WORKER_QUEUE) == 0:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > 0.3:
+                    return
+            else:
+                quiet_since = None
+            time.sleep(0.05)
+    finally:
+        broker.close()
 
 
 @pytest.fixture

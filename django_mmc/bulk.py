@@ -1,0 +1,134 @@
+"""Campaign sends: one template to many recipients in constant memory.
+
+The template, channel group and channel type are validated once. Recipients
+and contexts are consumed lazily, one chunk at a time: numbers are validated,
+recipients upserted and notifications created with ``bulk_create`` per chunk,
+and each chunk is enqueued after the transaction commits. The whole campaign
+is one transaction: a bad number anywhere stores nothing at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice, repeat, zip_longest
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import dispatch
+from .conf import mmc_settings
+from .models import Notification, Recipient
+from .models.recipients import normalize_phone_number
+
+if TYPE_CHECKING:  # pragma: no cover
+    from django.contrib.auth.models import AbstractBaseUser
+
+    from .models import ChannelGroup, Template
+
+
+_MISSING = object()
+
+
+def _pairs(recipients: Iterable[Any], contexts_or_context: Any) -> Iterator[tuple[Any, Any]]:
+    """(recipient, context) pairs; a list of contexts must be as long as the
+    list of recipients."""
+    if contexts_or_context is None or isinstance(contexts_or_context, Mapping):
+        yield from zip(recipients, repeat(contexts_or_context))
+        return
+    for to, context in zip_longest(recipients, contexts_or_context, fillvalue=_MISSING):
+        if to is _MISSING or context is _MISSING:
+            raise ValidationError(
+                {"contexts_or_context": _("There must be one context per recipient.")},
+                code="length_mismatch",
+            )
+        yield to, context
+
+
+def send_bulk(
+    recipients: Iterable[Recipient | str],
+    template: Template | str | int,
+    contexts_or_context: Any = None,
+    *,
+    channel_type: str | None = None,
+    channel_group: ChannelGroup | str | int | None = None,
+    user: AbstractBaseUser | None = None,
+) -> int:
+    from .api import (
+        _Errors,
+        _is_user,
+        resolve_channel_group,
+        resolve_channel_type,
+        resolve_template,
+    )
+
+    errors = _Errors()
+    tpl = group = kind = None
+    try:
+        tpl = resolve_template(template)
+    except ValidationError as err:
+        errors.add("template", err)
+    try:
+        group = resolve_channel_group(channel_group)
+    except ValidationError as err:
+        errors.add("channel_group", err)
+    if tpl is not None and group is not None:
+        try:
+            kind = resolve_channel_type(channel_type, group, tpl)
+        except ValidationError as err:
+            errors.add("channel_type", err)
+    errors.raise_if_any()
+
+    chunk_size = int(mmc_settings.BULK_CHUNK_SIZE)
+    created_by = user if _is_user(user) else None
+    pairs = _pairs(recipients, contexts_or_context)
+    total = 0
+    with transaction.atomic():
+        while True:
+            chunk = list(islice(pairs, chunk_size))
+            if not chunk:
+                break
+            rows = _build_chunk(chunk, tpl, group, kind, created_by, offset=total)
+            Notification.objects.bulk_create(rows, batch_size=chunk_size)
+            # PostgreSQL (and SQLite 3.35+) return the new primary keys.
+            dispatch.enqueue_many_on_commit("send_notification", [n.pk for n in rows])
+            total += len(rows)
+    return total
+
+
+def _build_chunk(chunk: list[tuple[Any, Any]], template: Template, group: ChannelGroup,
+                 kind: str, created_by: Any, offset: int) -> list[Notification]:
+    numbers: list[str] = []
+    contexts: list[dict[str, str]] = []
+    known: dict[str, Recipient] = {}
+    for index, (to, context) in enumerate(chunk, start=offset):
+        try:
+            if isinstance(to, Recipient):
+                known[to.phone_number] = to
+                numbers.append(to.phone_number)
+            else:
+                numbers.append(normalize_phone_number(to))
+            contexts.append(template.validate_context(
+                dict(context) if isinstance(context, Mapping) else context))
+        except ValidationError as err:
+            raise ValidationError(
+                _("Recipient #%(index)d: %(error)s"), code="invalid_recipient",
+                params={"index": index, "error": "; ".join(err.messages)},
+            ) from None
+    missing = set(numbers) - set(known)
+    if missing:
+        known.update(Recipient.objects.in_bulk(missing, field_name="phone_number"))
+        new = [Recipient(phone_number=n) for n in missing if n not in known]
+        if new:
+            Recipient.objects.bulk_create(new, ignore_conflicts=True)
+            known.update(Recipient.objects.in_bulk([r.phone_number for r in new],
+                                                   field_name="phone_number"))
+    now = timezone.now()
+    return [
+        Notification(recipient=known[number], template=template, channel_group=group,
+                     channel_type=kind, context=context, created_by=created_by,
+                     next_attempt_at=now)
+        for number, context in zip(numbers, contexts, strict=True)
+    ]
