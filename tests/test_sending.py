@@ -1,0 +1,184 @@
+"""The worker-side functions, run in this process against the sandbox:
+claims, retries, refusals, counts of queries and HTTP calls."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+import django_mmc
+from django_mmc import sending
+from django_mmc.client import get_client
+from django_mmc.directory import sync_directory
+from django_mmc.models import Notification
+from django_mmc.polling import poll_notifications
+from django_mmc.status import Status
+
+
+@pytest.fixture
+def synced(sandbox, db):
+    sync_directory()
+    return sandbox
+
+
+def notification(number="+353861234567", code="1"):
+    return django_mmc.send_notification(number, "otp", {"code": code})
+
+
+def posts(sandbox):
+    return [r for r in sandbox.requests_log
+            if r["method"] == "POST" and r["path"].endswith("/notifications")]
+
+
+def test_a_send_costs_three_queries(synced):
+    row = notification()
+    with CaptureQueriesContext(connection) as queries:
+        outcome = sending.send_notification(row.pk, task_id="t1")
+    assert outcome.status == Status.ACCEPTED
+    assert len(queries) == 3, [q["sql"] for q in queries]
+
+
+def test_a_second_claim_of_a_row_being_sent_sends_nothing(synced):
+    row = notification()
+    assert sending.claim(Notification, row.pk, "task-a")
+    assert not sending.claim(Notification, row.pk, "task-b")
+    # The same task, redelivered after its worker died, may go on.
+    assert sending.claim(Notification, row.pk, "task-a")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_racing_for_one_notification_make_one_call(sandbox, settings):
+    sync_directory()
+    sandbox.faults.slow_seconds = 0.5
+    sandbox.faults.inject("slow", count=1, path="/notifications", method="POST")
+    row = notification()
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def worker(task_id):
+        barrier.wait()
+        outcomes.append(sending.send_notification(row.pk, task_id=task_id).status)
+        connection.close()
+
+    threads = [threading.Thread(target=worker, args=(f"task-{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(outcomes) == [Status.ACCEPTED, "skipped"]
+    assert len(posts(sandbox)) == 1
+
+
+def test_retries_used_up_end_in_error_with_the_reason(synced, settings):
+    settings.MMC = {**settings.MMC, "MAX_RETRIES": 1}
+    synced.faults.inject("503", count=2, path="/notifications", method="POST")
+    row = notification()
+    with pytest.raises(sending.RetryLater) as later:
+        sending.send_notification(row.pk, task_id="t")
+    assert later.value.countdown == 1.0  # the sandbox's Retry-After
+    row.refresh_from_db()
+    assert row.status == Status.QUEUED and row.next_attempt_at > timezone.now()
+    outcome = sending.send_notification(row.pk, task_id="t")
+    assert outcome.status == Status.ERROR
+    row.refresh_from_db()
+    assert row.status == Status.ERROR
+    assert row.attempts == 2
+    assert "503" in row.last_error and "MMCTransientError" in row.last_error
+
+
+def test_backoff_without_retry_after_uses_celery_full_jitter(settings):
+    settings.MMC = {**settings.MMC, "RETRY_BACKOFF": 2, "RETRY_BACKOFF_MAX": 60}
+    delays = {sending.retry_delay(5) for _ in range(50)}
+    assert all(0 < d <= 32 for d in delays)
+    assert len(delays) > 5  # jittered, not one fixed delay
+
+
+def test_retry_after_is_capped(settings):
+    from django_mmc.exceptions import MMCRateLimitedError
+
+    settings.MMC = {**settings.MMC, "RETRY_AFTER_MAX": 30}
+    assert sending.retry_delay(1, MMCRateLimitedError(retry_after=7)) == 7
+    assert sending.retry_delay(1, MMCRateLimitedError(retry_after=3600)) == 30
+
+
+def test_error_rows_retried_from_the_api_keep_their_key(synced, settings):
+    from django_mmc.api import retry_notification
+
+    settings.MMC = {**settings.MMC, "MAX_RETRIES": 0}
+    synced.faults.inject("503", count=1, path="/notifications", method="POST")
+    row = notification()
+    assert sending.send_notification(row.pk, task_id="t").status == Status.ERROR
+    retried = retry_notification(Notification.objects.get(pk=row.pk))
+    assert retried.pk == row.pk and retried.status == Status.QUEUED
+    assert sending.send_notification(row.pk, task_id="t2").status == Status.ACCEPTED
+    assert {r["idempotency_key"] for r in posts(synced)} == {str(row.idempotency_key)}
+
+
+def test_refused_rows_are_retried_as_new_notifications(synced):
+    from django_mmc.api import retry_notification
+
+    row = notification(number="+15005550001")
+    Notification.objects.filter(pk=row.pk).update(status=Status.REFUSED)
+    new = retry_notification(Notification.objects.get(pk=row.pk))
+    assert new.pk != row.pk and new.retry_of_id == row.pk
+    assert new.idempotency_key != row.idempotency_key
+
+
+def _sent_notifications(count):
+    client = get_client()
+    rows = [notification(code=str(i)) for i in range(count)]
+    for row in rows:
+        sending.send_notification(row.pk, task_id=f"t{row.pk}")
+    old = timezone.now() - timedelta(hours=1)
+    Notification.objects.update(status=Status.ACCEPTED, status_changed_at=old, checked_at=None)
+    return client
+
+
+@pytest.mark.parametrize("count,requests", [(40, 1), (250, 3)])
+def test_polling_batches_requests_and_queries(synced, settings, count, requests):
+    settings.MMC = {**settings.MMC, "POLL_AFTER": 60}
+    _sent_notifications(count)
+    assert synced.wait_for_webhooks(timeout=10)  # the platform has moved them all on
+    client = get_client()
+    before = client.request_count
+    with CaptureQueriesContext(connection) as queries:
+        totals = poll_notifications()
+    assert totals["polled"] == count
+    assert totals["requests"] == requests
+    assert client.request_count - before == requests
+    # Per batch: select, one update per (old, new) group, mark checked, the
+    # savepoints of the atomic block; and after commit nothing per row.
+    per_batch = len(queries) / requests
+    assert per_batch <= 8, [q["sql"][:80] for q in queries]
+    assert Notification.objects.filter(status=Status.ACCEPTED).count() == 0
+
+
+def test_polling_skips_final_and_fresh_rows(synced, settings):
+    settings.MMC = {**settings.MMC, "POLL_AFTER": 60}
+    _sent_notifications(3)
+    first, second, third = Notification.objects.order_by("pk")
+    Notification.objects.filter(pk=first.pk).update(status=Status.READ)
+    Notification.objects.filter(pk=second.pk).update(status_changed_at=timezone.now())
+    synced.wait_for_webhooks(timeout=10)
+    totals = poll_notifications()
+    assert totals["polled"] == 1
+    assert Notification.objects.get(pk=third.pk).status != Status.ACCEPTED
+
+
+def test_polling_never_moves_a_status_backwards(synced, settings):
+    settings.MMC = {**settings.MMC, "POLL_AFTER": 60}
+    row = notification(number="+15005550004")  # the sandbox keeps it at SENT
+    sending.send_notification(row.pk, task_id="t")
+    synced.wait_for_webhooks(timeout=5)
+    # Locally we already know more than the platform's (stale) answer says.
+    Notification.objects.filter(pk=row.pk).update(
+        status=Status.DELIVERED, status_changed_at=timezone.now() - timedelta(hours=1))
+    totals = poll_notifications()
+    assert totals == {"polled": 1, "changed": 0, "requests": 1}
+    row.refresh_from_db()
+    assert row.status == Status.DELIVERED and row.checked_at is not None
