@@ -11,6 +11,7 @@ between the commit and the enqueue, the periodic sweeper sends it later.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -24,13 +25,23 @@ from .conf import Agent, mmc_settings
 from .exceptions import MMCConfigurationError
 from .models import ChannelGroup, Dialogue, Message, Notification, Recipient, Template
 from .models.recipients import normalize_phone_number
-from .status import ACTIVE_DIALOGUE_STATUSES, DialogueStatus, Direction, InitiatedBy, Status
+from .status import (
+    ACTIVE_DIALOGUE_STATUSES,
+    DialogueStatus,
+    Direction,
+    InitiatedBy,
+    Priority,
+    Status,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from django.contrib.auth.models import AbstractBaseUser
 
 __all__ = [
+    "cancel_notification",
     "close_dialogue",
+    "retry_notification",
+    "set_consent",
     "open_dialogue",
     "send_message",
     "send_notification",
@@ -192,6 +203,11 @@ def send_notification(
     *,
     channel_type: str | None = None,
     channel_group: ChannelGroup | str | int | None = None,
+    priority: str = Priority.NORMAL,
+    send_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    fallback: Iterable[str] | bool | None = None,
+    transactional: bool = False,
     user: AbstractBaseUser | None = None,
 ) -> Notification:
     """Send a template-based notification to ``to``.
@@ -201,13 +217,21 @@ def send_notification(
     parameters. ``channel_group`` and ``channel_type`` default to the
     ``MMC`` settings.
 
+    ``priority`` (``"now"``, ``"high"``, ``"normal"``, ``"low"``) picks the
+    Celery queue (``MMC['PRIORITY_QUEUES']``). ``send_at`` schedules the send
+    for later; ``expires_at`` gives up on it if it could not be sent by then.
+    ``fallback`` is the order of channel types to try if the platform reports
+    a failure another channel can fix (default ``MMC['FALLBACK_CHANNEL_TYPES']``;
+    ``False`` for none). ``transactional=True`` sends even to a recipient who
+    opted out of the channel, if ``MMC['ALLOW_TRANSACTIONAL_TO_OPTED_OUT']``.
+
     Validates everything locally first (the number, that the template is
     active, that the channel type is in the group and allowed by the
     template, that required parameters are present and no unknown ones are
-    given) and raises ``ValidationError`` naming the argument, storing
-    nothing. Otherwise stores the notification (status ``QUEUED``) and has a
-    worker send it once the current transaction commits; its
-    ``idempotency_key`` makes every retry safe. Fires
+    given, consent, the times) and raises ``ValidationError`` naming the
+    argument, storing nothing. Otherwise stores the notification and has a
+    worker send it once the current transaction commits (a scheduled one when
+    it is due); its ``idempotency_key`` makes every retry safe. Fires
     ``notification_status_changed`` as the platform reports progress.
     """
     errors = _Errors()
@@ -235,17 +259,72 @@ def send_notification(
                                            else context)
         except ValidationError as err:
             errors.add("context", err)
+    if priority not in Priority.values:
+        errors.add("priority", ValidationError(
+            _("Unknown priority %(value)s; use one of %(choices)s."), code="invalid_priority",
+            params={"value": priority, "choices": ", ".join(Priority.values)}))
+    _check_times(errors, send_at, expires_at)
+    chain: list[str] = []
+    if kind is not None:
+        try:
+            chain = fallback_chain(fallback, kind)
+        except ValidationError as err:
+            errors.add("fallback", err)
+        if phone_number and not transactional_allowed(transactional):
+            recipient = to if isinstance(to, Recipient) else (
+                Recipient.objects.filter(phone_number=phone_number).first())
+            if recipient is not None and recipient.has_opted_out(kind):
+                errors.add("to", ValidationError(
+                    _("%(recipient)s opted out of %(type)s messages."),
+                    code="opted_out", params={"recipient": phone_number, "type": kind}))
     errors.raise_if_any()
 
+    scheduled = send_at is not None and send_at > timezone.now()
     with transaction.atomic():
         recipient = to if isinstance(to, Recipient) else Recipient.objects.for_number(phone_number)
         notification = Notification.objects.create(
             recipient=recipient, template=tpl, channel_group=group, channel_type=kind,
             context=cleaned, created_by=user if _is_user(user) else None,
-            next_attempt_at=timezone.now(),
+            status=Status.SCHEDULED if scheduled else Status.QUEUED,
+            next_attempt_at=send_at if scheduled else timezone.now(),
+            priority=priority, send_at=send_at, expires_at=expires_at,
+            fallback_channel_types=chain, transactional=bool(transactional),
         )
-        dispatch.enqueue_on_commit("send_notification", notification.pk)
+        if not scheduled:
+            dispatch.enqueue_on_commit("send_notification", notification.pk, priority=priority)
     return notification
+
+
+def _check_times(errors: _Errors, send_at: datetime | None, expires_at: datetime | None
+                 ) -> None:
+    for name, value in (("send_at", send_at), ("expires_at", expires_at)):
+        if value is not None and (not isinstance(value, datetime)
+                                  or timezone.is_naive(value)):
+            errors.add(name, ValidationError(
+                _("%(name)s must be a timezone-aware datetime."), code="invalid_datetime",
+                params={"name": name}))
+            return
+    if expires_at is not None and expires_at <= max(send_at or timezone.now(), timezone.now()):
+        errors.add("expires_at", ValidationError(
+            _("expires_at must be later than now and than send_at."), code="expires_too_soon"))
+
+
+def fallback_chain(fallback: Iterable[str] | bool | None, first: str) -> list[str]:
+    """The channel types to fall back to after ``first``, in order."""
+    if fallback is False or fallback == []:
+        return []
+    order = list(mmc_settings.FALLBACK_CHANNEL_TYPES if fallback in (None, True) else fallback)
+    if not all(isinstance(t, str) and t for t in order):
+        raise ValidationError(_("The fallback must be a list of channel types."),
+                              code="invalid_fallback")
+    order = [t.upper() for t in order]
+    if first in order:
+        return order[order.index(first) + 1:]
+    return [t for t in order if t != first]
+
+
+def transactional_allowed(transactional: bool) -> bool:
+    return bool(transactional) and bool(mmc_settings.ALLOW_TRANSACTIONAL_TO_OPTED_OUT)
 
 
 def send_notifications(
@@ -255,6 +334,11 @@ def send_notifications(
     *,
     channel_type: str | None = None,
     channel_group: ChannelGroup | str | int | None = None,
+    priority: str = Priority.LOW,
+    send_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    fallback: Iterable[str] | bool | None = None,
+    transactional: bool = False,
     user: AbstractBaseUser | None = None,
 ) -> int:
     """Send one template to many recipients (a campaign); returns how many
@@ -264,12 +348,18 @@ def send_notifications(
     contexts walked in step with ``recipients``. The template, group and
     channel type are validated once; every number and context is validated
     before anything is stored, then rows are created with ``bulk_create`` in
-    chunks of ``MMC['BULK_CHUNK_SIZE']`` and enqueued in chunks after commit.
+    chunks of ``MMC['BULK_CHUNK_SIZE']`` and enqueued in chunks after commit,
+    in constant memory. Campaigns default to the ``"low"`` priority, so
+    one-time codes never wait behind them. Recipients who opted out of the
+    channel are left out (and not counted) unless ``transactional``.
+    The other arguments are those of :func:`send_notification`.
     """
     from .bulk import send_bulk
 
     return send_bulk(recipients, template, contexts_or_context, channel_type=channel_type,
-                     channel_group=channel_group, user=user)
+                     channel_group=channel_group, priority=priority, send_at=send_at,
+                     expires_at=expires_at, fallback=fallback, transactional=transactional,
+                     user=user)
 
 
 # -- dialogues -----------------------------------------------------------------
@@ -402,6 +492,13 @@ def send_message(
                                     dialogue.channel_group, tpl)
     except ValidationError as err:
         errors.add("channel_type", err)
+    if (text and kind and mmc_settings.ENFORCE_CARE_WINDOW
+            and not dialogue.can_send_text(kind)):
+        errors.add("text", ValidationError(
+            _("The recipient has not written in the last %(hours)s hours, so %(type)s allows "
+              "only a template now, not free text. Send a template instead."),
+            code="outside_care_window",
+            params={"hours": mmc_settings.CARE_WINDOW_HOURS, "type": kind}))
     file_list = []
     for item in files or ():
         file_id = item.get("id") if isinstance(item, Mapping) else item
@@ -476,3 +573,49 @@ def retry_notification(notification: Notification, *, user: AbstractBaseUser | N
         Notification.objects.filter(pk=new.pk).update(retry_of=notification)
     new.retry_of = notification
     return new
+
+
+def cancel_notification(notification: Notification) -> bool:
+    """Cancel a notification the platform has not been sent yet (scheduled or
+    waiting); returns whether it was cancelled. Fires
+    ``notification_status_changed``."""
+    from .sending import cancel_notification as cancel
+
+    with transaction.atomic():
+        return cancel(notification)
+
+
+def set_consent(
+    recipient: Recipient | str,
+    channel_type: str,
+    opted_out: bool,
+    *,
+    source: str = "API",
+    detail: str = "",
+    user: AbstractBaseUser | None = None,
+) -> bool:
+    """Record that ``recipient`` opted out of (or back in to) messages on
+    ``channel_type``. Logged as a :class:`~django_mmc.models.ConsentChange`;
+    fires ``consent_changed`` after commit. Returns whether anything changed."""
+    from .models import ConsentChange
+    from .signals import consent_changed
+
+    channel_type = str(channel_type).upper()
+    with transaction.atomic():
+        if not isinstance(recipient, Recipient):
+            recipient = Recipient.objects.for_number(recipient)
+        locked = Recipient.objects.select_for_update().get(pk=recipient.pk)
+        current = set(locked.opted_out_channel_types or [])
+        if (channel_type in current) == bool(opted_out):
+            return False
+        current = current | {channel_type} if opted_out else current - {channel_type}
+        locked.opted_out_channel_types = sorted(current)
+        locked.save(update_fields=["opted_out_channel_types", "updated_at"])
+        ConsentChange.objects.create(
+            recipient=locked, channel_type=channel_type, opted_out=bool(opted_out),
+            source=source, detail=detail[:200], changed_by=user if _is_user(user) else None)
+        recipient.opted_out_channel_types = locked.opted_out_channel_types
+        dispatch.on_commit(lambda: consent_changed.send(
+            sender=Recipient, recipient=locked, channel_type=channel_type,
+            opted_out=bool(opted_out), source=source))
+    return True

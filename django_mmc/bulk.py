@@ -22,6 +22,7 @@ from . import dispatch
 from .conf import mmc_settings
 from .models import Notification, Recipient
 from .models.recipients import normalize_phone_number
+from .status import Priority, Status
 
 if TYPE_CHECKING:  # pragma: no cover
     from django.contrib.auth.models import AbstractBaseUser
@@ -54,14 +55,22 @@ def send_bulk(
     *,
     channel_type: str | None = None,
     channel_group: ChannelGroup | str | int | None = None,
+    priority: str = "low",
+    send_at: Any = None,
+    expires_at: Any = None,
+    fallback: Any = None,
+    transactional: bool = False,
     user: AbstractBaseUser | None = None,
 ) -> int:
     from .api import (
+        _check_times,
         _Errors,
         _is_user,
+        fallback_chain,
         resolve_channel_group,
         resolve_channel_type,
         resolve_template,
+        transactional_allowed,
     )
 
     errors = _Errors()
@@ -79,27 +88,48 @@ def send_bulk(
             kind = resolve_channel_type(channel_type, group, tpl)
         except ValidationError as err:
             errors.add("channel_type", err)
+    if priority not in Priority.values:
+        errors.add("priority", _("Unknown priority %s.") % priority)
+    _check_times(errors, send_at, expires_at)
+    chain: list[str] = []
+    if kind is not None:
+        try:
+            chain = fallback_chain(fallback, kind)
+        except ValidationError as err:
+            errors.add("fallback", err)
     errors.raise_if_any()
+    scheduled = send_at is not None and send_at > timezone.now()
+    options = {
+        "priority": priority, "send_at": send_at, "expires_at": expires_at,
+        "fallback_channel_types": chain, "transactional": bool(transactional),
+        "status": Status.SCHEDULED if scheduled else Status.QUEUED,
+    }
+    skip_opted_out = not transactional_allowed(transactional)
 
     chunk_size = int(mmc_settings.BULK_CHUNK_SIZE)
     created_by = user if _is_user(user) else None
     pairs = _pairs(recipients, contexts_or_context)
-    total = 0
+    total = offset = 0
     with transaction.atomic():
         while True:
             chunk = list(islice(pairs, chunk_size))
             if not chunk:
                 break
-            rows = _build_chunk(chunk, tpl, group, kind, created_by, offset=total)
+            rows = _build_chunk(chunk, tpl, group, kind, created_by, offset=offset,
+                                options=options, skip_opted_out=skip_opted_out)
+            offset += len(chunk)
             Notification.objects.bulk_create(rows, batch_size=chunk_size)
             # PostgreSQL (and SQLite 3.35+) return the new primary keys.
-            dispatch.enqueue_many_on_commit("send_notification", [n.pk for n in rows])
+            if not scheduled:
+                dispatch.enqueue_many_on_commit("send_notification", [n.pk for n in rows],
+                                                priority=priority)
             total += len(rows)
     return total
 
 
 def _build_chunk(chunk: list[tuple[Any, Any]], template: Template, group: ChannelGroup,
-                 kind: str, created_by: Any, offset: int) -> list[Notification]:
+                 kind: str, created_by: Any, offset: int, options: dict[str, Any],
+                 skip_opted_out: bool) -> list[Notification]:
     numbers: list[str] = []
     contexts: list[dict[str, str]] = []
     known: dict[str, Recipient] = {}
@@ -126,9 +156,11 @@ def _build_chunk(chunk: list[tuple[Any, Any]], template: Template, group: Channe
             known.update(Recipient.objects.in_bulk([r.phone_number for r in new],
                                                    field_name="phone_number"))
     now = timezone.now()
+    next_attempt_at = options["send_at"] if options["status"] == Status.SCHEDULED else now
     return [
         Notification(recipient=known[number], template=template, channel_group=group,
                      channel_type=kind, context=context, created_by=created_by,
-                     next_attempt_at=now)
+                     next_attempt_at=next_attempt_at, **options)
         for number, context in zip(numbers, contexts, strict=True)
+        if not (skip_opted_out and known[number].has_opted_out(kind))
     ]

@@ -62,6 +62,21 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_EVENT_RETENTION_DAYS": 30,
     # Bulk sends.
     "BULK_CHUNK_SIZE": 500,
+    # Priorities: priority -> Celery queue name; priorities not listed use QUEUE.
+    "PRIORITY_QUEUES": {},
+    # Channel fallback: the order to try channel types in, and the platform
+    # failure codes another channel can fix.
+    "FALLBACK_CHANNEL_TYPES": [],
+    "FALLBACK_FAILURE_CODES": ["NOT_ON_CHANNEL", "RECIPIENT_UNREACHABLE"],
+    # The customer-care window: free text only within this many hours of the
+    # recipient's last message, on these channel types.
+    "CARE_WINDOW_HOURS": 24,
+    "CARE_WINDOW_CHANNEL_TYPES": ["WHATSAPP"],
+    "ENFORCE_CARE_WINDOW": True,
+    # Consent.
+    "OPT_OUT_KEYWORDS": ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"],
+    "OPT_IN_KEYWORDS": ["START", "UNSTOP", "SUBSCRIBE"],
+    "ALLOW_TRANSACTIONAL_TO_OPTED_OUT": True,
 }
 
 

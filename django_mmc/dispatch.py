@@ -19,14 +19,34 @@ from .conf import mmc_settings
 logger = logging.getLogger("django_mmc.dispatch")
 
 
-def enqueue(kind: str, pk: int, *, countdown: float | None = None) -> bool:
+#: The priority of each kind of work when the caller gives none: people wait
+#: on dialogues and on webhook processing.
+DEFAULT_PRIORITY = {
+    "send_notification": "normal",
+    "open_dialogue": "high",
+    "send_message": "high",
+    "close_dialogue": "high",
+    "process_event": "high",
+}
+
+
+def queue_for(priority: str | None) -> str | None:
+    """The Celery queue for a priority: ``MMC['PRIORITY_QUEUES'][priority]``,
+    else ``MMC['QUEUE']``, else the Celery app's default queue."""
+    queues = mmc_settings.PRIORITY_QUEUES or {}
+    return queues.get(priority) or mmc_settings.QUEUE or None
+
+
+def enqueue(kind: str, pk: int, *, priority: str | None = None,
+            countdown: float | None = None) -> bool:
     """Hand one row to a worker now. Returns ``False`` (and logs) when the
     broker refused; the outbox sweeper retries later."""
     from . import tasks
 
     task = getattr(tasks, kind)
     try:
-        task.apply_async((pk,), queue=mmc_settings.QUEUE or None, countdown=countdown)
+        task.apply_async((pk,), queue=queue_for(priority or DEFAULT_PRIORITY.get(kind)),
+                         countdown=countdown)
     except Exception:  # noqa: BLE001 - the row is the outbox; nothing is lost
         logger.warning("django_mmc: could not enqueue %s(%s); the outbox sweeper will retry",
                        kind, pk, exc_info=True)
@@ -34,16 +54,16 @@ def enqueue(kind: str, pk: int, *, countdown: float | None = None) -> bool:
     return True
 
 
-def enqueue_many(kind: str, pks: Iterable[int]) -> int:
-    return sum(enqueue(kind, pk) for pk in pks)
+def enqueue_many(kind: str, pks: Iterable[int], *, priority: str | None = None) -> int:
+    return sum(enqueue(kind, pk, priority=priority) for pk in pks)
 
 
-def enqueue_on_commit(kind: str, pk: int) -> None:
-    transaction.on_commit(partial(enqueue, kind, pk), robust=True)
+def enqueue_on_commit(kind: str, pk: int, *, priority: str | None = None) -> None:
+    transaction.on_commit(partial(enqueue, kind, pk, priority=priority), robust=True)
 
 
-def enqueue_many_on_commit(kind: str, pks: list[int]) -> None:
-    transaction.on_commit(partial(enqueue_many, kind, pks), robust=True)
+def enqueue_many_on_commit(kind: str, pks: list[int], *, priority: str | None = None) -> None:
+    transaction.on_commit(partial(enqueue_many, kind, pks, priority=priority), robust=True)
 
 
 def on_commit(func, *args, **kwargs) -> None:

@@ -103,6 +103,8 @@ def fire_status_changed(model: type, pk: int, old: str, new: str) -> None:
             signal.send(sender=model, **{name: instance}, old_status=old, new_status=new)
 
     dispatch.on_commit(send)
+    if model is Notification and new == Status.FAILED:
+        dispatch.on_commit(start_fallback, pk)
 
 
 # -- claiming ------------------------------------------------------------------
@@ -206,8 +208,11 @@ def _describe(error: BaseException) -> str:
 
 
 def send_notification(pk: int, task_id: str | None = None) -> Outcome:
-    """Send notification ``pk`` if it still needs sending."""
-    if not claim(Notification, pk, task_id):
+    """Send notification ``pk`` if it still needs sending and has not expired."""
+    not_expired = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    if not claim(Notification, pk, task_id, extra=not_expired):
+        if expire_unsent(Notification.objects.filter(pk=pk)):
+            return Outcome(Status.EXPIRED, "expired before it could be sent")
         return Outcome("skipped", "not waiting to be sent, or someone else is sending it")
     row = Notification.objects.select_related("recipient", "template", "channel_group").get(pk=pk)
     try:
@@ -493,14 +498,43 @@ def _mark_closed(dialogue: Dialogue, *, closed_by: str, closed_at: Any = None,
 # -- the outbox sweeper -----------------------------------------------------------
 
 
+def expire_unsent(queryset: Any) -> int:
+    """Mark rows of ``queryset`` that were never sent and whose
+    ``expires_at`` has passed as ``EXPIRED``: a late one-time code is worse
+    than none. Returns how many."""
+    now = timezone.now()
+    pks = list(queryset.filter(
+        status__in=(Status.SCHEDULED, Status.QUEUED), platform_id__isnull=True,
+        expires_at__lte=now,
+    ).values_list("pk", "status"))
+    expired = 0
+    for pk, old in pks:
+        changes = status_changes(old, Status.EXPIRED, now)
+        changes.update(failure_code="EXPIRED_UNSENT",
+                       failure_detail="Not sent before its expiry time.", next_attempt_at=None)
+        if Notification.objects.filter(pk=pk, status=old).update(**changes):
+            fire_status_changed(Notification, pk, old, Status.EXPIRED)
+            expired += 1
+    return expired
+
+
 def sweep_outbox(limit: int = 1000) -> dict[str, int]:
     """Enqueue rows that should have been sent by now and were not (the
     process died between commit and enqueue, the broker was down, a worker
-    was killed mid-send). Run periodically; returns counts per kind."""
+    was killed mid-send), release scheduled notifications that are due and
+    expire those whose time has passed. Run periodically (its interval is the
+    precision of ``send_at``); returns counts per kind."""
     now = timezone.now()
     due = now - timedelta(seconds=mmc_settings.OUTBOX_DELAY)
     lease_expired = now - timedelta(seconds=mmc_settings.SEND_LEASE)
-    counts = {}
+    counts = {"expired": expire_unsent(Notification.objects.all())}
+
+    scheduled = list(Notification.objects.filter(
+        status=Status.SCHEDULED, send_at__lte=now).values_list("pk", flat=True)[:limit])
+    released = Notification.objects.filter(pk__in=scheduled, status=Status.SCHEDULED).update(
+        status=Status.QUEUED, next_attempt_at=now, status_changed_at=now)
+    counts["scheduled"] = released
+
     for model, kind in ((Notification, "send_notification"), (Message, "send_message")):
         stuck = model.objects.filter(
             Q(status=Status.QUEUED, next_attempt_at__lt=due)
@@ -509,9 +543,15 @@ def sweep_outbox(limit: int = 1000) -> dict[str, int]:
         )
         if model is Message:
             stuck = stuck.filter(direction=Direction.OUTBOUND)
-        pks = list(stuck.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
-        model.objects.filter(pk__in=pks, status=Status.QUEUED).update(next_attempt_at=now)
-        counts[kind] = dispatch.enqueue_many(kind, pks)
+            rows = [(pk, None) for pk in
+                    stuck.order_by("next_attempt_at").values_list("pk", flat=True)[:limit]]
+        else:
+            stuck = stuck | Notification.objects.filter(pk__in=scheduled, status=Status.QUEUED)
+            rows = list(stuck.order_by("next_attempt_at").values_list("pk", "priority")[:limit])
+        model.objects.filter(pk__in=[pk for pk, _ in rows], status=Status.QUEUED).update(
+            next_attempt_at=now)
+        counts[kind] = sum(dispatch.enqueue(kind, pk, priority=priority)
+                           for pk, priority in rows)
     for status, kind in ((DialogueStatus.OPENING, "open_dialogue"),
                          (DialogueStatus.CLOSING, "close_dialogue")):
         pks = list(Dialogue.objects.filter(status=status, next_attempt_at__lt=due)
@@ -524,3 +564,58 @@ def sweep_outbox(limit: int = 1000) -> dict[str, int]:
     ).order_by("received_at").values_list("pk", flat=True)[:limit])
     counts["process_event"] = dispatch.enqueue_many("process_event", events)
     return counts
+
+
+# -- channel fallback ----------------------------------------------------------
+
+
+def start_fallback(pk: int) -> Notification | None:
+    """After notification ``pk`` failed in a way another channel can fix
+    (``MMC['FALLBACK_FAILURE_CODES']``), send one follow-up on the next
+    channel type of its chain that its group has and its template allows.
+
+    Never after the notification was delivered, and never twice for one
+    notification (a database constraint): at most one message of a chain
+    reaches the recipient."""
+    row = (Notification.objects.select_related("recipient", "template", "channel_group")
+           .filter(pk=pk).first())
+    if (row is None or row.status != Status.FAILED or row.delivered_at or row.read_at
+            or not row.fallback_channel_types
+            or row.failure_code not in mmc_settings.FALLBACK_FAILURE_CODES):
+        return None
+    available = set(row.channel_group.channel_types()) & set(row.template.channel_types)
+    chain = list(row.fallback_channel_types)
+    while chain and (chain[0] not in available or (
+            row.recipient.has_opted_out(chain[0]) and not row.transactional)):
+        chain.pop(0)
+    if not chain:
+        return None
+    try:
+        with transaction.atomic():
+            follow_up = Notification.objects.create(
+                recipient=row.recipient, template=row.template, channel_group=row.channel_group,
+                channel_type=chain[0], context=row.context, created_by=row.created_by,
+                priority=row.priority, expires_at=row.expires_at,
+                transactional=row.transactional, fallback_channel_types=chain[1:],
+                fallback_of=row, next_attempt_at=timezone.now(),
+            )
+            dispatch.enqueue_on_commit("send_notification", follow_up.pk, priority=row.priority)
+    except IntegrityError:
+        return None  # another process started this fallback already
+    logger.info("django_mmc: notification %s failed on %s (%s); falling back to %s as %s",
+                row.pk, row.channel_type, row.failure_code, chain[0], follow_up.pk)
+    return follow_up
+
+
+def cancel_notification(notification: Notification) -> bool:
+    """Cancel a notification that has not been handed to the platform yet
+    (scheduled, or waiting). Returns whether it was cancelled."""
+    now = timezone.now()
+    for old in (Status.SCHEDULED, Status.QUEUED):
+        changes = status_changes(old, Status.CANCELLED, now)
+        changes["next_attempt_at"] = None
+        if Notification.objects.filter(pk=notification.pk, status=old,
+                                       platform_id__isnull=True).update(**changes):
+            fire_status_changed(Notification, notification.pk, old, Status.CANCELLED)
+            return True
+    return False

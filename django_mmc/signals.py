@@ -27,3 +27,8 @@ dialogue_opened = Signal()
 #: A dialogue was closed (by us, the recipient, the platform or a timeout).
 #: Arguments: ``dialogue``, ``closed_by``.
 dialogue_closed = Signal()
+
+#: A recipient opted out of, or back in to, a channel type (a keyword they
+#: sent, staff in the admin, or business code).
+#: Arguments: ``recipient``, ``channel_type``, ``opted_out``, ``source``.
+consent_changed = Signal()

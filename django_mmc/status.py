@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 
 class Status(models.TextChoices):
+    SCHEDULED = "SCHEDULED", _("Scheduled")
     QUEUED = "QUEUED", _("Waiting to be sent")
     SENDING = "SENDING", _("Being sent")
     ERROR = "ERROR", _("Not sent: retries used up")
@@ -26,9 +27,11 @@ class Status(models.TextChoices):
     FAILED = "FAILED", _("Failed")
     EXPIRED = "EXPIRED", _("Expired")
     RECEIVED = "RECEIVED", _("Received")
+    CANCELLED = "CANCELLED", _("Cancelled")
 
 
 _RANK = {
+    Status.SCHEDULED: 0,
     Status.QUEUED: 0,
     Status.SENDING: 1,
     Status.ERROR: 1,
@@ -40,11 +43,12 @@ _RANK = {
     Status.EXPIRED: 9,
     Status.REFUSED: 9,
     Status.RECEIVED: 9,
+    Status.CANCELLED: 9,
 }
 
 #: Nothing moves a row out of these.
 FINAL_STATUSES = frozenset({Status.READ, Status.FAILED, Status.EXPIRED, Status.REFUSED,
-                            Status.RECEIVED})
+                            Status.RECEIVED, Status.CANCELLED})
 #: Statuses the platform reports.
 PLATFORM_STATUSES = frozenset({Status.ACCEPTED, Status.SENT, Status.DELIVERED, Status.READ,
                                Status.FAILED, Status.EXPIRED})
@@ -63,6 +67,7 @@ TIMESTAMP_FIELDS = {
     Status.FAILED: "failed_at",
     Status.EXPIRED: "failed_at",
     Status.REFUSED: "failed_at",
+    Status.CANCELLED: "failed_at",
 }
 
 
@@ -82,6 +87,16 @@ def earlier_statuses(new: str) -> list[str]:
     """Every status from which ``new`` is a step forward, for a conditional
     ``UPDATE ... WHERE status IN (...)`` that cannot regress under races."""
     return [s for s in Status.values if can_advance(s, new)]
+
+
+class Priority(models.TextChoices):
+    """How urgent a send is. Each priority can have its own Celery queue
+    (``MMC['PRIORITY_QUEUES']``) so a worker pool serves urgent sends first."""
+
+    NOW = "now", _("Now (one-time codes)")
+    HIGH = "high", _("High")
+    NORMAL = "normal", _("Normal")
+    LOW = "low", _("Low (campaigns)")
 
 
 class DialogueStatus(models.TextChoices):

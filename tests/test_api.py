@@ -144,7 +144,7 @@ def test_messages_only_in_open_dialogues(directory):
     dialogue.close()
     assert dialogue.status == DialogueStatus.CLOSING
     with pytest.raises(ValidationError) as error:
-        dialogue.send_message("too late")
+        dialogue.send_message(template="otp", context={"code": "1"})
     assert fields_of(error) == {"dialogue"}
 
 

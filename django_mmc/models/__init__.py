@@ -3,12 +3,13 @@
 from .dialogues import Dialogue, Message
 from .directory import Channel, ChannelGroup, Template
 from .notifications import Notification
-from .recipients import Recipient, normalize_phone_number
+from .recipients import ConsentChange, Recipient, normalize_phone_number
 from .webhooks import WebhookEvent
 
 __all__ = [
     "Channel",
     "ChannelGroup",
+    "ConsentChange",
     "Dialogue",
     "Message",
     "Notification",

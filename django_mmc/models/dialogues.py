@@ -110,6 +110,37 @@ class Dialogue(models.Model):
     def is_active(self) -> bool:
         return self.status in ACTIVE_DIALOGUE_STATUSES
 
+    def last_inbound_message_at(self) -> Any:
+        """When the recipient last wrote on this channel group, in any
+        dialogue (the start of WhatsApp's customer-care window)."""
+        from django.db.models import Max
+
+        return Message.objects.filter(
+            dialogue__recipient_id=self.recipient_id,
+            dialogue__channel_group_id=self.channel_group_id,
+            direction=Direction.INBOUND,
+        ).aggregate(last=Max("received_at"))["last"]
+
+    def can_send_text(self, channel_type: str | None = None) -> bool:
+        """Whether free text may be sent now on ``channel_type`` (default the
+        dialogue's). On the channel types of ``MMC['CARE_WINDOW_CHANNEL_TYPES']``
+        (WhatsApp) free text is allowed only within ``MMC['CARE_WINDOW_HOURS']``
+        of the recipient's last message; outside it only templates. SMS has no
+        such window."""
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from ..conf import mmc_settings
+
+        kind = channel_type or self.channel_type
+        if kind not in mmc_settings.CARE_WINDOW_CHANNEL_TYPES:
+            return True
+        last = self.last_inbound_message_at()
+        if last is None:
+            return False
+        return timezone.now() - last < timedelta(hours=mmc_settings.CARE_WINDOW_HOURS)
+
     def send_message(
         self,
         text: str | None = None,

@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from ..status import POLLABLE_STATUSES, UNSENT_STATUSES
+from ..status import POLLABLE_STATUSES, UNSENT_STATUSES, Priority, Status
 from .base import OutboundFields
 from .directory import ChannelGroup, Template
 from .recipients import Recipient
@@ -40,6 +40,28 @@ class Notification(OutboundFields):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries",
         verbose_name=_("retry of"),
     )
+    priority = models.CharField(
+        _("priority"), max_length=8, choices=Priority.choices, default=Priority.NORMAL
+    )
+    send_at = models.DateTimeField(
+        _("send at"), null=True, blank=True,
+        help_text=_("Scheduled: picked up by the outbox sweeper once this time has come."),
+    )
+    expires_at = models.DateTimeField(
+        _("expires at"), null=True, blank=True,
+        help_text=_("Not sent after this time: marked expired instead."),
+    )
+    transactional = models.BooleanField(
+        _("transactional"), default=False,
+        help_text=_("Sent even to a recipient who opted out, where the settings allow it."),
+    )
+    #: The channel types still to try, in order, if this one fails in a way
+    #: another channel can fix.
+    fallback_channel_types = models.JSONField(_("fallback channels"), default=list, blank=True)
+    fallback_of = models.OneToOneField(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="fallback",
+        verbose_name=_("fallback of"),
+    )
 
     class Meta:
         verbose_name = _("notification")
@@ -47,6 +69,7 @@ class Notification(OutboundFields):
         ordering = ["-created_at"]
         permissions = [
             ("send_notification", _("Can send notifications")),
+            ("cancel_notification", _("Can cancel scheduled notifications")),
         ]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="mmc_notif_status_idx"),
@@ -57,6 +80,10 @@ class Notification(OutboundFields):
             models.Index(
                 fields=["next_attempt_at"], name="mmc_notif_outbox_idx",
                 condition=Q(status__in=UNSENT_STATUSES),
+            ),
+            models.Index(
+                fields=["send_at"], name="mmc_notif_scheduled_idx",
+                condition=Q(status=Status.SCHEDULED),
             ),
         ]
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import phonenumbers
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils.translation import gettext_lazy as _
@@ -54,6 +55,8 @@ class Recipient(models.Model):
     phone_number = models.CharField(_("phone number"), max_length=20, unique=True)
     name = models.CharField(_("name"), max_length=200, blank=True)
     metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    #: Channel types on which the recipient asked not to be messaged.
+    opted_out_channel_types = models.JSONField(_("opted out of"), default=list, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -67,8 +70,43 @@ class Recipient(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.phone_number})" if self.name else self.phone_number
 
+    def has_opted_out(self, channel_type: str) -> bool:
+        return channel_type in (self.opted_out_channel_types or [])
+
     def clean(self) -> None:
         try:
             self.phone_number = normalize_phone_number(self.phone_number)
         except ValidationError as err:
             raise ValidationError({"phone_number": err.messages}) from None
+
+
+class ConsentChange(models.Model):
+    """One change of a recipient's consent on a channel type: the audit log."""
+
+    class Source(models.TextChoices):
+        KEYWORD = "KEYWORD", _("Keyword from the recipient")
+        ADMIN = "ADMIN", _("Staff, in the admin")
+        API = "API", _("Business code")
+
+    recipient = models.ForeignKey(
+        Recipient, on_delete=models.CASCADE, related_name="consent_changes",
+        verbose_name=_("recipient"),
+    )
+    channel_type = models.CharField(_("channel type"), max_length=32)
+    opted_out = models.BooleanField(_("opted out"))
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices)
+    detail = models.CharField(_("detail"), max_length=200, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+        null=True, blank=True, related_name="+", verbose_name=_("changed by"),
+    )
+    created_at = models.DateTimeField(_("when"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("consent change")
+        verbose_name_plural = _("consent changes")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        verb = _("opted out of") if self.opted_out else _("opted in to")
+        return f"{self.recipient} {verb} {self.channel_type}"
