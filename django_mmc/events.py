@@ -150,6 +150,11 @@ def find_or_create_dialogue(event: EventResource, agent_key: str) -> tuple[Dialo
     active = list(Dialogue.objects.select_for_update().filter(
         recipient=recipient, channel_group=group, status__in=ACTIVE_DIALOGUE_STATUSES))
     for local in active:
+        if local.platform_id == platform_id:
+            # The worker opening it held the lock and stored this id meanwhile
+            # (it also sends dialogue_opened).
+            return local, False
+    for local in active:
         if local.platform_id is None and local.agent_key == agent_key:
             # Ours, being opened: the webhook beat the create response.
             Dialogue.objects.filter(pk=local.pk).update(

@@ -16,8 +16,8 @@ and a processing bug loses nothing. Errors are JSON:API error documents.
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Mapping
 from io import BytesIO
 from typing import Any
 
@@ -25,13 +25,13 @@ from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
-from rest_framework import exceptions, status
+from rest_framework import exceptions, parsers, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_json_api.exceptions import exception_handler as jsonapi_exception_handler
-from rest_framework_json_api.parsers import JSONParser
 from rest_framework_json_api.renderers import JSONRenderer
 
 from .. import contract, dispatch, signing
@@ -62,9 +62,35 @@ class BadSignature(exceptions.AuthenticationFailed):
         super().__init__(detail)
 
 
-class EventParser(JSONParser):
-    """JSON:API parser; our view checks the document itself, so only the
-    decoding and the resource ``type`` check are the parser's."""
+class EventParser(parsers.JSONParser):
+    """Decodes a JSON:API body, nothing more: the view checks the document
+    itself (:func:`~django_mmc.client.jsonapi.parse_event`). DJA's parser is
+    not used: it fails with a 500 on ``attributes`` or ``relationships`` that
+    are not objects."""
+
+    media_type = contract.JSONAPI_MEDIA_TYPE
+
+    def parse(self, stream: Any, media_type: str | None = None,
+              parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:  # nested deeper than the json module goes
+            raise exceptions.ParseError(_("The JSON is nested too deeply.")) from None
+
+
+class AnyAccept(DefaultContentNegotiation):
+    """Answers in JSON:API whatever the sender's ``Accept`` says: a 406 would
+    only make the platform retry a delivery we could take."""
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: Any = None
+                        ) -> tuple[Any, str]:
+        return renderers[0], renderers[0].media_type
+
+
+def _storable(text: str) -> bool:
+    """Whether ``text`` can be stored and shown: no NUL, lone surrogate or
+    other control character (PostgreSQL refuses the first two with a 500)."""
+    return text.isprintable()
 
 
 @method_decorator(login_not_required, name="dispatch")
@@ -77,6 +103,7 @@ class WebhookView(APIView):
     permission_classes = [AllowAny]
     parser_classes = [EventParser]
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = AnyAccept
     throttle_classes: list[Any] = []
 
     def get_exception_handler(self):
@@ -100,17 +127,28 @@ class WebhookView(APIView):
                            agent_key, "wrong" if signature else "missing",
                            request.META.get("REMOTE_ADDR"))
             raise BadSignature(_("The X-MMC-Signature header is missing or wrong."))
-        request.data  # noqa: B018 - the JSON:API parser checks media type, JSON and type
+        document = request.data  # the parser checks the media type and decodes the JSON
         try:
-            event = jsonapi.parse_event(json.loads(body))
-        except (ValueError, jsonapi.DocumentError) as err:
+            event = jsonapi.parse_event(document)
+        except ValueError as err:  # DocumentError, or a malformed occurredAt
             raise exceptions.ParseError(str(err)) from None
-        if len(event.id) > 128:
-            raise exceptions.ParseError(_("The event id is too long."))
+        self._check_storable(document, event)
         stored, created = self._store(agent_key, event, body, signature)
         if created:
             dispatch.enqueue_on_commit("process_event", stored.pk)
         return Response(status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+
+    def _check_storable(self, document: Mapping[str, Any], event: Any) -> None:
+        """The event id is the deduplication key: a non-empty string (JSON:API
+        ids are strings; ``null`` or ``{}`` would be stored as ``"None"`` or
+        ``"{}"`` and every later such event dropped as a duplicate)."""
+        raw_id = document["data"]["id"]
+        if not isinstance(raw_id, str) or not raw_id or len(raw_id) > 128:
+            raise exceptions.ParseError(
+                _("The event id must be a string of 1 to 128 characters."))
+        if not all(_storable(text) for text in (event.id, event.event_type, subject_id(event))):
+            raise exceptions.ParseError(
+                _("The event id, eventType or a relationship id contains control characters."))
 
     def _raw_body(self, request: Request) -> bytes:
         limit = mmc_settings.WEBHOOK_MAX_BODY_SIZE
