@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -218,9 +219,32 @@ def on_message_received(event: EventResource, agent_key: str) -> str:
     )
     if dialogue.last_inbound_at is None or dialogue.last_inbound_at < received_at:
         Dialogue.objects.filter(pk=dialogue.pk).update(last_inbound_at=received_at)
+    apply_consent_keyword(dialogue.recipient, message.channel_type, text or "")
     dispatch.on_commit(lambda: signals.message_received.send(
         sender=Message, message=message, dialogue=dialogue))
     return PROCESSED
+
+
+def consent_keyword(text: str) -> bool | None:
+    """``True`` for an opt-out keyword (STOP...), ``False`` for an opt-in one
+    (START...), ``None`` otherwise. The whole message must be the keyword;
+    case, spaces and punctuation do not matter."""
+    word = re.sub(r"[\W_]+", "", text).upper()
+    if not word or len(word) > 32:
+        return None
+    if word in {k.upper() for k in mmc_settings.OPT_OUT_KEYWORDS}:
+        return True
+    if word in {k.upper() for k in mmc_settings.OPT_IN_KEYWORDS}:
+        return False
+    return None
+
+
+def apply_consent_keyword(recipient: Recipient, channel_type: str, text: str) -> None:
+    opted_out = consent_keyword(text)
+    if opted_out is not None and channel_type:
+        from .api import set_consent
+
+        set_consent(recipient, channel_type, opted_out, source="KEYWORD", detail=text[:200])
 
 
 def _file_entry(value: Any) -> dict[str, Any]:
