@@ -33,7 +33,7 @@ def _recorder(name: str):
 
 _RECEIVERS = {name: _recorder(name) for name in (
     "notification_status_changed", "message_status_changed", "message_received",
-    "dialogue_opened", "dialogue_closed")}
+    "dialogue_opened", "dialogue_closed", "consent_changed")}
 
 
 def connect() -> None:
