@@ -14,6 +14,7 @@ fails the run; elsewhere the tests that need it are skipped with the reason.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -53,6 +54,64 @@ def _reachable(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+class SecretScan(logging.Handler):
+    """Keeps every log record of the run, to check at the end that no secret
+    (client secret, webhook secrets, access tokens) was ever logged."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.texts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is still scanned raw
+            text = f"{record.msg} {record.args}"
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        self.texts.append(text)
+
+
+SECRET_SCAN = SecretScan()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    root = logging.getLogger()
+    root.addHandler(SECRET_SCAN)
+    root.setLevel(logging.DEBUG)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a configured secret or an issued token was logged, by
+    this process or by a worker process the tests started."""
+    from django.conf import settings
+
+    from django_mmc.conf import MMCSettings
+
+    secrets = set(MMCSettings(settings.MMC).secret_values())
+    secrets |= {"sandbox-secret", "agent-17-secret", "agent-18-secret"}
+    secrets |= set(ISSUED_TOKENS)
+    texts = SECRET_SCAN.texts + [log.read_text(errors="replace") for log in WORKER_LOGS
+                                 if log.exists()]
+    leaks = [text[:200].replace(secret, "<SECRET>") for secret in secrets for text in texts
+             if secret and secret in text]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter:
+        reporter.write("\n")
+    if leaks:
+        if reporter:
+            reporter.write_line(f"SECRET LEAK: {len(leaks)} log record(s) held a secret value, "
+                                f"e.g.: {leaks[0]}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter:
+        reporter.write_line(f"secret scan: {len(texts)} log records, {len(secrets)} secret "
+                            "values, no leak")
+
+
+ISSUED_TOKENS: list[str] = []
+WORKER_LOGS: list[Path] = []
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -98,6 +157,7 @@ def sandbox_server() -> Iterator[Any]:
 
     server = Sandbox(progress_interval=0.05).start()
     yield server
+    ISSUED_TOKENS.extend(server.platform.issued_tokens)
     server.stop()
 
 
@@ -207,6 +267,8 @@ def celery_worker(django_db_setup: Any, django_db_blocker: Any, sandbox_server: 
     if settings.DB_KIND == "sqlite":
         pytest.skip("a worker process needs a database it can share: PostgreSQL")
     log = Path(tempfile.gettempdir()) / f"django_mmc_worker_{os.getpid()}.log"
+    log.unlink(missing_ok=True)
+    WORKER_LOGS.append(log)
     worker = Worker(env, log)
     worker.start()
     yield worker

@@ -512,6 +512,8 @@ class Platform:
         self.agents = dict(agents)
         self.notification_agent = notification_agent
         self.token_lifetime = token_lifetime
+        #: Every token ever granted, kept across resets: tests scan logs for them.
+        self.issued_tokens: list[str] = []
         self.auto_read = auto_read
         self.rate_limit = rate_limit
         self.base_url = ""
@@ -662,6 +664,7 @@ class Platform:
                 self.token_failures += 1
             raise
         token = secrets.token_urlsafe(32)
+        self.issued_tokens.append(token)
         lifetime = self.token_lifetime
         with self.lock:
             self.tokens[token] = Token(client_id, time.monotonic() + lifetime)
