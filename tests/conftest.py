@@ -155,7 +155,7 @@ def _fresh_client_and_cache() -> Iterator[None]:
 def sandbox_server() -> Iterator[Any]:
     from django_mmc.sandbox import Sandbox
 
-    server = Sandbox(progress_interval=0.05).start()
+    server = Sandbox(progress_interval=0.05, rate_limit=None).start()
     yield server
     ISSUED_TOKENS.extend(server.platform.issued_tokens)
     server.stop()

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from .. import contract
 from .defaults import (
     DEFAULT_AGENTS,
     DEFAULT_CLIENT_ID,
@@ -92,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rate-limit",
         type=float,
-        default=None,
-        help="requests per second per client before 429 (default: unlimited)",
+        default=contract.SANDBOX_RATE_LIMIT,
+        help="requests per second per client before 429 (default: %(default)s; 0: unlimited)",
     )
     parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
     parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
@@ -133,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency=args.latency,
         progress_interval=args.progress_interval,
         auto_read=not args.no_auto_read,
-        rate_limit=args.rate_limit,
+        rate_limit=args.rate_limit or None,
         fixtures=args.fixtures,
         verbose=args.verbose,
     )

@@ -125,7 +125,8 @@ class Sandbox:
     ``progress_interval`` is the time between automatic status steps
     (``None``: statuses move only through :meth:`set_status`);
     ``auto_read=False`` stops automatic steps at ``DELIVERED``.
-    ``rate_limit`` is requests per second per client before ``429``.
+    ``rate_limit`` is requests per second per client before ``429`` (the
+    contract's 50 by default; ``None`` for no limit).
     ``webhook_retry_delays`` are the waits before each redelivery.
     ``fixtures`` is a seed file like the packaged ``fixtures.json``.
     ``notification_agent`` receives ``notification.status`` events.
@@ -143,7 +144,7 @@ class Sandbox:
         latency: Latency = 0.0,
         progress_interval: float | None = DEFAULT_PROGRESS_INTERVAL,
         auto_read: bool = True,
-        rate_limit: float | None = None,
+        rate_limit: float | None = contract.SANDBOX_RATE_LIMIT,
         webhook_retry_delays: Sequence[float] = DEFAULT_WEBHOOK_RETRY_DELAYS,
         fixtures: str | Path | None = None,
         *,
