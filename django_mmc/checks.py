@@ -26,7 +26,7 @@ CHECK_IDS = {
     "django_mmc.E006": "DEFAULT_AGENT is not one of AGENTS.",
     "django_mmc.E007": "BASE_URL or OAUTH_BASE_URL is not an absolute http(s) URL.",
     "django_mmc.E008": "TIMEOUT is not a positive number or a (connect, read) pair.",
-    "django_mmc.E009": "RATE_LIMIT is not a positive number or None.",
+    "django_mmc.E009": "RATE_LIMIT is not a number of at least 1 (per second) or None.",
     "django_mmc.E010": "A retry setting is not a valid number.",
     "django_mmc.E011": "A polling, outbox or webhook setting is not a valid number.",
     "django_mmc.E012": "CACHE_ALIAS names no cache in CACHES.",
@@ -164,19 +164,25 @@ def _check_urls(conf: MMCSettings) -> list[Error | Warning]:
 def _check_numbers(conf: MMCSettings) -> list[Error]:
     errors = []
     timeout = conf.TIMEOUT
-    pair = timeout if isinstance(timeout, (tuple, list)) else (timeout,)
-    if not (1 <= len(pair) <= 2 and all(_is_number(v) for v in pair)):
+    if isinstance(timeout, (tuple, list)):
+        # A pair exactly: MMCSettings.timeout unpacks (connect, read).
+        valid_timeout = len(timeout) == 2 and all(_is_number(v) for v in timeout)
+    else:
+        valid_timeout = _is_number(timeout)
+    if not valid_timeout:
         errors.append(_error(
             "django_mmc.E008",
             f"MMC['TIMEOUT'] must be seconds or a (connect, read) pair, not {timeout!r}.",
             "For example (5, 30). A request without a timeout can hang a worker forever.",
         ))
     rate = conf.RATE_LIMIT
-    if rate is not None and not _is_number(rate):
+    # At least 1: the limiter counts whole requests per one-second window, so
+    # a smaller limit could never admit a single request.
+    if rate is not None and not _is_number(rate, minimum=1, strict=False):
         errors.append(_error(
             "django_mmc.E009",
-            f"MMC['RATE_LIMIT'] must be a positive number of requests per second or None, "
-            f"not {rate!r}.",
+            f"MMC['RATE_LIMIT'] must be a number of requests per second of at least 1, "
+            f"or None, not {rate!r}.",
             "Stay under the platform's limit for your organisation, e.g. 40.",
         ))
     retry_rules = {
@@ -200,14 +206,20 @@ def _check_numbers(conf: MMCSettings) -> list[Error]:
                 "WEBHOOK_MAX_BODY_SIZE", "WEBHOOK_EVENT_RETENTION_DAYS", "BULK_CHUNK_SIZE",
                 "TOKEN_REFRESH_MARGIN"):
         value = getattr(conf, key)
-        if not _is_number(value, strict=key != "TOKEN_REFRESH_MARGIN"):
+        strict = key != "TOKEN_REFRESH_MARGIN"
+        if not _is_number(value, strict=strict):
             errors.append(_error(
                 "django_mmc.E011",
-                f"MMC['{key}'] must be a positive number, not {value!r}.",
+                f"MMC['{key}'] must be a {'positive' if strict else 'non-negative'} number, "
+                f"not {value!r}.",
                 f"Remove it to use the default ({DEFAULTS[key]!r}).",
             ))
     batch = conf.POLL_BATCH_SIZE
-    if not (isinstance(batch, int) and 1 <= batch <= DEFAULTS["POLL_BATCH_SIZE"]):
+    if not (
+        isinstance(batch, int)
+        and not isinstance(batch, bool)
+        and 1 <= batch <= DEFAULTS["POLL_BATCH_SIZE"]
+    ):
         errors.append(_error(
             "django_mmc.E011",
             f"MMC['POLL_BATCH_SIZE'] must be a whole number from 1 to "
@@ -220,7 +232,7 @@ def _check_numbers(conf: MMCSettings) -> list[Error]:
 def _check_cache(conf: MMCSettings) -> list[Error | Warning]:
     alias = conf.CACHE_ALIAS
     caches = getattr(settings, "CACHES", {"default": {}})
-    if alias not in caches:
+    if not isinstance(alias, str) or alias not in caches:
         return [_error(
             "django_mmc.E012",
             f"MMC['CACHE_ALIAS'] is {alias!r}, but CACHES has no such cache.",
@@ -230,7 +242,8 @@ def _check_cache(conf: MMCSettings) -> list[Error | Warning]:
     if backend.endswith(("LocMemCache", "DummyCache")):
         return [_warning(
             "django_mmc.W003",
-            f"The cache {alias!r} ({backend.rsplit('.', 1)[-1]}) is local to one process: "
+            f"MMC['CACHE_ALIAS'] names the cache {alias!r} ({backend.rsplit('.', 1)[-1]}), "
+            "which is local to one process: "
             "each worker fetches its own token and the rate limit is per process.",
             "Point MMC['CACHE_ALIAS'] at a shared cache such as Redis or Memcached.",
         )]

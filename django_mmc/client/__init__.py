@@ -201,6 +201,12 @@ class MMCClient:
                 raise MMCTransientError(
                     "The platform could not be reached.", method=method, path=display_path
                 ) from None
+            except (requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ContentDecodingError):
+                # The connection broke mid-answer: as transient as a timeout.
+                raise MMCTransientError(
+                    "The platform's answer was cut off.", method=method, path=display_path
+                ) from None
             if response.status_code == 401 and attempt == 1:
                 # Drop the token we sent (only that one) and try once more.
                 self.tokens.invalidate(token)

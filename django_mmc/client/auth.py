@@ -25,7 +25,12 @@ from django.core.cache import caches
 from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
 from requests_oauthlib import OAuth2Session
 
-from ..exceptions import MMCAuthError, MMCConfigurationError, MMCTransientError
+from ..exceptions import (
+    MMCAuthError,
+    MMCConfigurationError,
+    MMCRateLimitedError,
+    MMCTransientError,
+)
 
 logger = logging.getLogger("django_mmc.client")
 
@@ -224,6 +229,9 @@ class TokenManager:
             raise MMCTransientError("The token endpoint timed out.") from None
         except requests.ConnectionError:
             raise MMCTransientError("The token endpoint could not be reached.") from None
+        except (requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError):
+            raise MMCTransientError("The token endpoint's answer was cut off.") from None
         except ValueError:
             raise MMCTransientError("The token endpoint sent an unreadable answer.") from None
         finally:
@@ -247,7 +255,11 @@ def _raise_for_server_errors(response: requests.Response) -> requests.Response:
     """Compliance hook: a 5xx or 429 from the token endpoint is transient, not
     an OAuth error (its body is often not JSON at all)."""
     if response.status_code >= 500 or response.status_code == 429:
-        raise MMCTransientError(
-            "The token endpoint is unavailable.", status_code=response.status_code
+        from . import parse_retry_after  # the package imports this module
+
+        cls = MMCRateLimitedError if response.status_code == 429 else MMCTransientError
+        raise cls(
+            "The token endpoint is unavailable.", status_code=response.status_code,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
     return response

@@ -29,6 +29,9 @@ class RateLimiter:
         """Block until a request may be sent."""
         if not self.rate:
             return
+        # Whole requests per one-second window: a limit under 1 would never
+        # admit one (the system check reports it; never hang a worker on it).
+        limit = max(1.0, float(self.rate))
         while True:
             now = time.time()
             window = int(now)
@@ -37,7 +40,7 @@ class RateLimiter:
             except Exception:  # noqa: BLE001
                 logger.warning("django_mmc: rate-limit cache unreachable; not limiting")
                 return
-            if count <= self.rate:
+            if count <= limit:
                 return
             pause = window + 1 - now
             self.waited += pause
