@@ -364,6 +364,20 @@ def open_dialogue(pk: int, task_id: str | None = None) -> Outcome:
 def _opened(dialogue: Dialogue, platform_id: str, opened_at: Any = None) -> Outcome:
     now = timezone.now()
     holder = Dialogue.objects.filter(platform_id=platform_id).exclude(pk=dialogue.pk).first()
+    if holder is not None and (holder.recipient_id, holder.channel_group_id) != (
+            dialogue.recipient_id, dialogue.channel_group_id):
+        # The platform gave an id we already hold for someone else: never mix
+        # two conversations up; stop here, loudly.
+        logger.error("django_mmc: platform dialogue id %s is already stored for dialogue %s "
+                     "(another recipient); dialogue %s not opened", platform_id, holder.pk,
+                     dialogue.pk)
+        Dialogue.objects.filter(pk=dialogue.pk).update(
+            status=DialogueStatus.ERROR, last_error=(
+                f"The platform answered with dialogue id {platform_id}, which is already "
+                f"stored for dialogue {holder.pk} of another recipient."), updated_at=now)
+        refuse_queued_messages(dialogue, "DIALOGUE_ID_CONFLICT",
+                               "The dialogue could not be opened.")
+        return Outcome(DialogueStatus.ERROR, platform_id)
     if holder is not None:
         # A webhook (the platform's dialogue.opened) created the row first:
         # that row is the dialogue; this one hands its messages over.
