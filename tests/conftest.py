@@ -31,7 +31,7 @@ import pytest
 from tests.celery_app import app as celery_app  # noqa: E402,F401 - makes it the current app
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKER_QUEUE = "django_mmc_tests"
+WORKER_QUEUE = os.environ.get("DJANGO_MMC_TEST_QUEUE", "django_mmc_tests")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

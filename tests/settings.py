@@ -69,13 +69,16 @@ else:
     }}
 
 REDIS_URL = os.environ.get("DJANGO_MMC_TEST_REDIS", "redis://127.0.0.1:6379")
+# Separate Redis databases let two runs of the suite share one Redis server.
+CACHE_DB = os.environ.get("DJANGO_MMC_TEST_CACHE_DB", "13")
+BROKER_DB = os.environ.get("DJANGO_MMC_TEST_BROKER_DB", "14")
 CACHES = {"default": {
     "BACKEND": "django.core.cache.backends.redis.RedisCache",
-    "LOCATION": f"{REDIS_URL}/13",
+    "LOCATION": f"{REDIS_URL}/{CACHE_DB}",
     "KEY_PREFIX": os.environ.get("DJANGO_MMC_TEST_RUN", "local"),
 }}
 
-CELERY_BROKER_URL = f"{REDIS_URL}/14"
+CELERY_BROKER_URL = f"{REDIS_URL}/{BROKER_DB}"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("DJANGO_MMC_TEST_QUEUE", "django_mmc_tests")
