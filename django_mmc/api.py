@@ -235,48 +235,26 @@ def send_notification(
     ``notification_status_changed`` as the platform reports progress.
     """
     errors = _Errors()
-    phone_number = tpl = group = cleaned = kind = None
+    phone_number = cleaned = None
     try:
         phone_number = resolve_phone_number(to)
     except ValidationError as err:
         errors.add("to", err)
-    try:
-        tpl = resolve_template(template)
-    except ValidationError as err:
-        errors.add("template", err)
-    try:
-        group = resolve_channel_group(channel_group)
-    except ValidationError as err:
-        errors.add("channel_group", err)
-    if group is not None and tpl is not None:
-        try:
-            kind = resolve_channel_type(channel_type, group, tpl)
-        except ValidationError as err:
-            errors.add("channel_type", err)
+    tpl, group, kind, chain = resolve_send_options(
+        errors, template, channel_group, channel_type, priority, send_at, expires_at, fallback)
     if tpl is not None:
         try:
             cleaned = tpl.validate_context(dict(context) if isinstance(context, Mapping)
                                            else context)
         except ValidationError as err:
             errors.add("context", err)
-    if priority not in Priority.values:
-        errors.add("priority", ValidationError(
-            _("Unknown priority %(value)s; use one of %(choices)s."), code="invalid_priority",
-            params={"value": priority, "choices": ", ".join(Priority.values)}))
-    _check_times(errors, send_at, expires_at)
-    chain: list[str] = []
-    if kind is not None:
-        try:
-            chain = fallback_chain(fallback, kind)
-        except ValidationError as err:
-            errors.add("fallback", err)
-        if phone_number and not transactional_allowed(transactional):
-            recipient = to if isinstance(to, Recipient) else (
-                Recipient.objects.filter(phone_number=phone_number).first())
-            if recipient is not None and recipient.has_opted_out(kind):
-                errors.add("to", ValidationError(
-                    _("%(recipient)s opted out of %(type)s messages."),
-                    code="opted_out", params={"recipient": phone_number, "type": kind}))
+    if kind is not None and phone_number and not transactional_allowed(transactional):
+        recipient = to if isinstance(to, Recipient) else (
+            Recipient.objects.filter(phone_number=phone_number).first())
+        if recipient is not None and recipient.has_opted_out(kind):
+            errors.add("to", ValidationError(
+                _("%(recipient)s opted out of %(type)s messages."),
+                code="opted_out", params={"recipient": phone_number, "type": kind}))
     errors.raise_if_any()
 
     scheduled = send_at is not None and send_at > timezone.now()
@@ -293,6 +271,47 @@ def send_notification(
         if not scheduled:
             dispatch.enqueue_on_commit("send_notification", notification.pk, priority=priority)
     return notification
+
+
+def resolve_send_options(
+    errors: _Errors,
+    template: Template | str | int,
+    channel_group: ChannelGroup | str | int | None,
+    channel_type: str | None,
+    priority: str,
+    send_at: datetime | None,
+    expires_at: datetime | None,
+    fallback: Iterable[str] | bool | None,
+) -> tuple[Template | None, ChannelGroup | None, str | None, list[str]]:
+    """Validate what a single send and a campaign share: template, channel
+    group and type, priority, times and fallback. Problems go to ``errors``;
+    returns ``(template, group, channel type, fallback chain)``."""
+    tpl = group = kind = None
+    chain: list[str] = []
+    try:
+        tpl = resolve_template(template)
+    except ValidationError as err:
+        errors.add("template", err)
+    try:
+        group = resolve_channel_group(channel_group)
+    except ValidationError as err:
+        errors.add("channel_group", err)
+    if group is not None and tpl is not None:
+        try:
+            kind = resolve_channel_type(channel_type, group, tpl)
+        except ValidationError as err:
+            errors.add("channel_type", err)
+    if priority not in Priority.values:
+        errors.add("priority", ValidationError(
+            _("Unknown priority %(value)s; use one of %(choices)s."), code="invalid_priority",
+            params={"value": priority, "choices": ", ".join(Priority.values)}))
+    _check_times(errors, send_at, expires_at)
+    if kind is not None:
+        try:
+            chain = fallback_chain(fallback, kind)
+        except ValidationError as err:
+            errors.add("fallback", err)
+    return tpl, group, kind, chain
 
 
 def _check_times(errors: _Errors, send_at: datetime | None, expires_at: datetime | None

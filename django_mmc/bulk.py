@@ -22,7 +22,7 @@ from . import dispatch
 from .conf import mmc_settings
 from .models import Notification, Recipient
 from .models.recipients import normalize_phone_number
-from .status import Priority, Status
+from .status import Status
 
 if TYPE_CHECKING:  # pragma: no cover
     from django.contrib.auth.models import AbstractBaseUser
@@ -62,41 +62,11 @@ def send_bulk(
     transactional: bool = False,
     user: AbstractBaseUser | None = None,
 ) -> int:
-    from .api import (
-        _check_times,
-        _Errors,
-        _is_user,
-        fallback_chain,
-        resolve_channel_group,
-        resolve_channel_type,
-        resolve_template,
-        transactional_allowed,
-    )
+    from .api import _Errors, _is_user, resolve_send_options, transactional_allowed
 
     errors = _Errors()
-    tpl = group = kind = None
-    try:
-        tpl = resolve_template(template)
-    except ValidationError as err:
-        errors.add("template", err)
-    try:
-        group = resolve_channel_group(channel_group)
-    except ValidationError as err:
-        errors.add("channel_group", err)
-    if tpl is not None and group is not None:
-        try:
-            kind = resolve_channel_type(channel_type, group, tpl)
-        except ValidationError as err:
-            errors.add("channel_type", err)
-    if priority not in Priority.values:
-        errors.add("priority", _("Unknown priority %s.") % priority)
-    _check_times(errors, send_at, expires_at)
-    chain: list[str] = []
-    if kind is not None:
-        try:
-            chain = fallback_chain(fallback, kind)
-        except ValidationError as err:
-            errors.add("fallback", err)
+    tpl, group, kind, chain = resolve_send_options(
+        errors, template, channel_group, channel_type, priority, send_at, expires_at, fallback)
     errors.raise_if_any()
     scheduled = send_at is not None and send_at > timezone.now()
     options = {
