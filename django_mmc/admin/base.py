@@ -193,15 +193,8 @@ class GuardedActionsMixin:
         return super().changelist_view(request, extra_context)  # type: ignore[misc]
 
 
-class PlatformOwnedAdmin(GuardedActionsMixin, admin.ModelAdmin):
-    """Rows the platform (or django_mmc's workers) own: viewable, never
-    added, changed or deleted by hand. Changes go through the explicit views
-    and actions, which call the public API."""
-
-    show_full_result_count = False  # a COUNT(*) of a big table on every page is not free
-
-    class Media:
-        css = {"all": (ADMIN_CSS,)}
+class ReadOnlyMixin:
+    """Viewable, never added, changed or deleted by hand."""
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
@@ -211,6 +204,17 @@ class PlatformOwnedAdmin(GuardedActionsMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class PlatformOwnedAdmin(ReadOnlyMixin, GuardedActionsMixin, admin.ModelAdmin):
+    """Rows the platform (or django_mmc's workers) own: viewable, never
+    added, changed or deleted by hand. Changes go through the explicit views
+    and actions, which call the public API."""
+
+    show_full_result_count = False  # a COUNT(*) of a big table on every page is not free
+
+    class Media:
+        css = {"all": (ADMIN_CSS,)}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Every model field, so non-editable ones (platform ids, keys,

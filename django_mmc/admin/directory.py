@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from ..exceptions import MMCError
 from ..models import Channel, ChannelGroup, Template
-from .base import ADMIN_CSS, GuardedActionsMixin, scrub
+from .base import ADMIN_CSS, GuardedActionsMixin, ReadOnlyMixin, scrub
 
 
 def sync_now(request: HttpRequest) -> bool:
@@ -83,20 +83,11 @@ class SyncMixin(GuardedActionsMixin):
         return super().changelist_view(request, extra_context)
 
 
-class ReadOnlyDirectoryAdmin(SyncMixin, admin.ModelAdmin):
+class ReadOnlyDirectoryAdmin(ReadOnlyMixin, SyncMixin, admin.ModelAdmin):
     """The platform owns the directory: it is synced, never edited here."""
 
     class Media:
         css = {"all": (ADMIN_CSS,)}
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ChannelInline(admin.TabularInline):

@@ -19,11 +19,11 @@ from django.views.decorators.http import require_POST
 
 from .. import api
 from ..models import Channel, ConsentChange, Recipient
-from .base import ADMIN_CSS, PlatformOwnedAdmin, error_messages
+from .base import ADMIN_CSS, PlatformOwnedAdmin, ReadOnlyMixin, error_messages
 from .forms import RecipientAdminForm
 
 
-class ConsentChangeInline(admin.TabularInline):
+class ConsentChangeInline(ReadOnlyMixin, admin.TabularInline):
     """The recipient's consent history, newest first; an audit log, read-only."""
 
     model = ConsentChange
@@ -38,15 +38,6 @@ class ConsentChangeInline(admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).select_related("changed_by")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class RecipientAdmin(admin.ModelAdmin):
