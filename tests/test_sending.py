@@ -56,7 +56,15 @@ def test_two_workers_racing_for_one_notification_make_one_call(sandbox, settings
     sync_directory()
     sandbox.faults.slow_seconds = 0.5
     sandbox.faults.inject("slow", count=1, path="/notifications", method="POST")
-    row = notification()
+    # Created without enqueueing: a worker process of another test must not
+    # take it before the two threads race for it.
+    from django_mmc.models import ChannelGroup, Recipient, Template
+
+    row = Notification.objects.create(
+        recipient=Recipient.objects.for_number("+353861234567"),
+        template=Template.objects.get(name="otp"),
+        channel_group=ChannelGroup.objects.get(platform_id="7"), channel_type="SMS",
+        context={"code": "1"})
     barrier = threading.Barrier(2)
     outcomes = []
 
