@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -68,13 +68,13 @@ class NotificationAdmin(PlatformOwnedAdmin):
             "delivered_at", "read_at", "failed_at", "checked_at")}),
         (gettext_lazy("Sending"), {"fields": (
             "priority", "send_at", "expires_at", "transactional", "fallback_channel_types",
-            "fallback_of", "retry_of")}),
+            "fallback_chain_display", "retry_of")}),
         (gettext_lazy("Platform"), {"fields": (
             "platform_id", "idempotency_key", "attempts", "last_error", "next_attempt_at",
             "send_started_at", "created_at", "updated_at")}),
     )
     readonly_fields = ("status_display", "failure_display", "context_display",
-                       "preview_display")
+                       "preview_display", "fallback_chain_display")
 
     # -- columns -------------------------------------------------------------
 
@@ -94,6 +94,33 @@ class NotificationAdmin(PlatformOwnedAdmin):
         if obj.last_error and obj.is_failure:
             return failure_html("", obj.last_error, truncate=120)
         return ""
+
+    @admin.display(description=gettext_lazy("fallback chain"))
+    def fallback_chain_display(self, obj: Notification) -> str:
+        """Every notification of this one's fallback chain, in order, with its
+        channel and status: WhatsApp failed -> SMS delivered."""
+        first = obj
+        seen = {first.pk}
+        while first.fallback_of_id and first.fallback_of_id not in seen:
+            first = Notification.objects.get(pk=first.fallback_of_id)
+            seen.add(first.pk)
+        chain, node = [], first
+        while node is not None and len(chain) < 10:
+            chain.append(node)
+            node = Notification.objects.filter(fallback_of=node).first()
+        if len(chain) == 1:
+            return "-"
+        links = [
+            format_html(
+                '<a href="{}">{}</a> {}{}',
+                reverse("admin:django_mmc_notification_change", args=[n.pk]), n.channel_type,
+                status_badge(n.status, n.get_status_display()),
+                format_html(" <strong>{}</strong>", _("(this one)")) if n.pk == obj.pk
+                else "",
+            )
+            for n in chain
+        ]
+        return format_html_join(" \u2192 ", "{}", ((link,) for link in links))
 
     @admin.display(description=gettext_lazy("parameters"))
     def context_display(self, obj: Notification) -> str:

@@ -927,3 +927,24 @@ def test_consent_buttons_record_and_log(admin_client: Any, directory: dict,
     assert "opted out" in " ".join(refused.context["form"].errors["to"])
     admin_client.post(consent, {"channel_type": "SMS", "opted_out": "0"})
     assert fresh(recipient).opted_out_channel_types == []
+
+
+def test_the_fallback_chain_is_shown_on_both_notifications(admin_client, directory):
+    import django_mmc
+    from django_mmc.models import Notification
+
+    first = django_mmc.send_notification("+15005550002", "otp", {"code": "1"},
+                                         channel_type="WHATSAPP", fallback=["WHATSAPP", "SMS"])
+    Notification.objects.filter(pk=first.pk).update(status="FAILED",
+                                                    failure_code="NOT_ON_CHANNEL")
+    from django_mmc.sending import start_fallback
+
+    follow_up = start_fallback(first.pk)
+    assert follow_up is not None
+    for row in (first, follow_up):
+        page = admin_client.get(f"/admin/django_mmc/notification/{row.pk}/change/")
+        html = page.content.decode()
+        assert "fallback chain" in html.lower()
+        chain = html[html.lower().index("fallback chain"):]
+        assert chain.index("WHATSAPP") < chain.index("SMS")
+        assert "(this one)" in chain
