@@ -25,6 +25,12 @@ django.setup()
 
 import django_mmc  # noqa: E402
 
+# The dialogue-life diagram is drawn by a script, from the code's statuses.
+sys.path.insert(0, str(ROOT / "docs" / "diagrams"))
+import dialogue_life  # noqa: E402
+
+dialogue_life.write()
+
 # -- Project -----------------------------------------------------------------
 
 project = "django_mmc"

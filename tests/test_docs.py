@@ -369,3 +369,16 @@ def test_operations_page_lists_every_command_and_task() -> None:
         if hasattr(task, "apply_async"):
             assert task.name in text, f"the task {task.name} is not in docs/operations.rst"
 
+
+
+def test_the_dialogue_diagram_is_drawn_from_the_code():
+    """The committed image is what docs/diagrams/dialogue_life.py draws (the
+    docs build redraws it), and it shows every dialogue status."""
+    from django_mmc.status import DialogueStatus
+
+    path = Path(__file__).resolve().parent.parent / "docs" / "diagrams" / "dialogue_life.py"
+    spec = importlib.util.spec_from_file_location("dialogue_life", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.STATES) == set(DialogueStatus.values)
+    assert module.OUTPUT.read_text(encoding="utf-8") == module.draw()
