@@ -18,6 +18,9 @@ import logging
 import re
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db import transaction
@@ -51,6 +54,18 @@ class EventError(ValueError):
     """The event's content cannot be applied (a value missing or malformed)."""
 
 
+def in_utc(moment: datetime | None) -> datetime | None:
+    """An event's ``occurredAt`` as it is stored and used: in UTC. RFC 3339
+    allows offsets PostgreSQL refuses (past 15:59), and a time without an
+    offset is UTC, as every timestamp of the contract is. Raises
+    ``OverflowError`` when UTC falls outside the years 1 to 9999."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt_timezone.utc)
+    return moment.astimezone(dt_timezone.utc)
+
+
 def subject_id(event: EventResource) -> str:
     """The platform id the event is mainly about (for WAITING look-ups)."""
     for name in ("notification", "message", "dialogue"):
@@ -69,6 +84,7 @@ def process_event(pk: int) -> str:
             if stored is None or stored.state in (PROCESSED, IGNORED):
                 return stored.state if stored else "missing"
             event = jsonapi.parse_event(json.loads(stored.body))
+            event = replace(event, occurred_at=in_utc(event.occurred_at))
             handler = HANDLERS.get(event.event_type)
             if handler is None:
                 state = IGNORED

@@ -37,7 +37,7 @@ from rest_framework_json_api.renderers import JSONRenderer
 from .. import contract, dispatch, signing
 from ..client import jsonapi
 from ..conf import mmc_settings
-from ..events import subject_id
+from ..events import in_utc, subject_id
 from ..models import WebhookEvent
 
 logger = logging.getLogger("django_mmc.webhooks")
@@ -80,11 +80,19 @@ class EventParser(parsers.JSONParser):
 
 class AnyAccept(DefaultContentNegotiation):
     """Answers in JSON:API whatever the sender's ``Accept`` says: a 406 would
-    only make the platform retry a delivery we could take."""
+    only make the platform retry a delivery we could take. Takes a body only
+    with a concrete ``Content-Type`` (a wildcard is 415)."""
 
     def select_renderer(self, request: Request, renderers: Any, format_suffix: Any = None
                         ) -> tuple[Any, str]:
         return renderers[0], renderers[0].media_type
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        # A body has one concrete media type: DRF would let a request
+        # ``Content-Type`` of ``*/*`` or ``application/*`` match any parser.
+        if "*" in (request.content_type or "").split(";")[0]:
+            return None
+        return super().select_parser(request, parsers)
 
 
 def _storable(text: str) -> bool:
@@ -130,10 +138,11 @@ class WebhookView(APIView):
         document = request.data  # the parser checks the media type and decodes the JSON
         try:
             event = jsonapi.parse_event(document)
-        except ValueError as err:  # DocumentError, or a malformed occurredAt
+            occurred_at = in_utc(event.occurred_at)
+        except (ValueError, OverflowError) as err:  # DocumentError, or a bad occurredAt
             raise exceptions.ParseError(str(err)) from None
         self._check_storable(document, event)
-        stored, created = self._store(agent_key, event, body, signature)
+        stored, created = self._store(agent_key, event, body, signature, occurred_at)
         if created:
             dispatch.enqueue_on_commit("process_event", stored.pk)
         return Response(status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
@@ -165,8 +174,8 @@ class WebhookView(APIView):
         request._request._stream = BytesIO(body)
         return body
 
-    def _store(self, agent_key: str, event: Any, body: bytes, signature: str | None
-               ) -> tuple[WebhookEvent, bool]:
+    def _store(self, agent_key: str, event: Any, body: bytes, signature: str | None,
+               occurred_at: Any) -> tuple[WebhookEvent, bool]:
         existing = WebhookEvent.objects.filter(event_id=event.id).first()
         if existing is not None:
             return existing, False
@@ -175,7 +184,7 @@ class WebhookView(APIView):
                 stored = WebhookEvent.objects.create(
                     event_id=event.id, agent_key=agent_key, event_type=event.event_type[:64],
                     body=body.decode("utf-8"), signature=(signature or "")[:128],
-                    occurred_at=event.occurred_at, subject_id=subject_id(event),
+                    occurred_at=occurred_at, subject_id=subject_id(event),
                 )
             return stored, True
         except IntegrityError:  # the same event delivered twice at once
