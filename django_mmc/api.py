@@ -81,12 +81,26 @@ def resolve_phone_number(to: Recipient | str) -> str:
     return normalize_phone_number(to)
 
 
+def _lookup_key(value: Any, what: str) -> str:
+    """``value`` as a key to look a row up by, or a ``ValidationError``: text
+    the database cannot hold (NUL, lone surrogates) never reaches a query."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValidationError(
+            _("Give the %(what)s as an object, its platform id or its name."),
+            code="invalid", params={"what": what})
+    key = str(value).strip()
+    if not key or "\x00" in key or any(0xD800 <= ord(c) <= 0xDFFF for c in key):
+        raise ValidationError(_("That is not a valid %(what)s name or id."),
+                              code="invalid", params={"what": what})
+    return key
+
+
 def resolve_template(template: Template | str | int) -> Template:
     """A Template, its platform id or its name; active only."""
     if isinstance(template, Template):
         found = template
     else:
-        key = str(template).strip()
+        key = _lookup_key(template, "template")
         matches = list(
             Template.objects.filter(Q(platform_id=key) | Q(name=key)).order_by("-is_active")[:3]
         )
@@ -129,7 +143,7 @@ def resolve_channel_group(channel_group: ChannelGroup | str | int | None) -> Cha
                 _("No channel group given and MMC['DEFAULT_CHANNEL_GROUP'] is not set."),
                 code="channel_group_required",
             )
-        key = str(key)
+        key = _lookup_key(key, "channel group")
         group = (
             ChannelGroup.objects.filter(platform_id=key).first()
             or ChannelGroup.objects.filter(name=key).first()

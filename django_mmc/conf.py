@@ -151,6 +151,10 @@ class MMCSettings:
         from .exceptions import MMCConfigurationError
 
         key = key or self.DEFAULT_AGENT
+        if key and not isinstance(key, str):
+            raise MMCConfigurationError(
+                f"A dialogue agent is named by its key in MMC['AGENTS'], not by a "
+                f"{type(key).__name__}.")
         if not key:
             raise MMCConfigurationError(
                 "No dialogue agent given and MMC['DEFAULT_AGENT'] is not set."
