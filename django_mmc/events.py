@@ -66,6 +66,25 @@ def in_utc(moment: datetime | None) -> datetime | None:
     return moment.astimezone(dt_timezone.utc)
 
 
+def check_agent(event: EventResource, agent_key: str) -> None:
+    """The platform sends an agent's events to that agent's endpoint only: an
+    event naming another agent is refused, so a secret leaked for one agent
+    cannot be used to forge events about another agent's dialogues."""
+    claimed = event.related.get("dialogueAgent")
+    agent = mmc_settings.agents.get(agent_key)
+    if claimed and agent is not None and claimed != agent.id:
+        raise EventError(
+            f"The event is for dialogue agent {claimed[:64]} but arrived at the endpoint of "
+            f"agent {agent_key!r} (id {agent.id}).")
+
+
+def _same_agent(dialogue: Dialogue, agent_key: str) -> Dialogue:
+    if dialogue.agent_key != agent_key:
+        raise EventError(f"Dialogue {dialogue.pk} belongs to agent {dialogue.agent_key!r}, "
+                         f"not to {agent_key!r} whose endpoint received the event.")
+    return dialogue
+
+
 def subject_id(event: EventResource) -> str:
     """The platform id the event is mainly about (for WAITING look-ups)."""
     for name in ("notification", "message", "dialogue"):
@@ -85,6 +104,7 @@ def process_event(pk: int) -> str:
                 return stored.state if stored else "missing"
             event = jsonapi.parse_event(json.loads(stored.body))
             event = replace(event, occurred_at=in_utc(event.occurred_at))
+            check_agent(event, stored.agent_key)
             handler = HANDLERS.get(event.event_type)
             if handler is None:
                 state = IGNORED
@@ -109,15 +129,21 @@ def process_event(pk: int) -> str:
 # -- status events ---------------------------------------------------------------
 
 
-def apply_status(model: type, platform_id: str, new: str, failure: Any) -> str:
+def apply_status(model: type, platform_id: str, new: str, failure: Any,
+                 agent_key: str | None = None) -> str:
     """Move the row with ``platform_id`` forward to ``new`` if that is forward.
-    Returns ``WAITING`` when the row is not known yet."""
+    Returns ``WAITING`` when the row is not known yet. For a dialogue message,
+    ``agent_key`` must be its dialogue's agent."""
     if new not in Status.values:
         raise EventError(f"Unknown status {new!r}.")
+    fields = ["pk", "status"] + (["dialogue__agent_key"] if agent_key else [])
     for _ in range(5):  # re-read if a concurrent update moved the row meanwhile
-        row = model.objects.filter(platform_id=platform_id).values("pk", "status").first()
+        row = model.objects.filter(platform_id=platform_id).values(*fields).first()
         if row is None:
             return WAITING
+        if agent_key and row["dialogue__agent_key"] != agent_key:
+            raise EventError(f"Message {platform_id[:64]} belongs to agent "
+                             f"{row['dialogue__agent_key']!r}, not to {agent_key!r}.")
         if not can_advance(row["status"], new):
             return PROCESSED  # late or duplicate report: nothing changes
         changes = status_changes(row["status"], new, timezone.now(),
@@ -142,7 +168,8 @@ def on_notification_status(event: EventResource, agent_key: str) -> str:
 
 def on_message_status(event: EventResource, agent_key: str) -> str:
     return apply_status(Message, _required(event, "message"),
-                        str(event.attributes.get("status") or ""), event.attributes.get("failure"))
+                        str(event.attributes.get("status") or ""), event.attributes.get("failure"),
+                        agent_key=agent_key)
 
 
 # -- dialogue events ---------------------------------------------------------------
@@ -160,7 +187,7 @@ def find_or_create_dialogue(event: EventResource, agent_key: str) -> tuple[Dialo
     platform_id = _required(event, "dialogue")
     dialogue = Dialogue.objects.select_for_update().filter(platform_id=platform_id).first()
     if dialogue is not None:
-        return dialogue, False
+        return _same_agent(dialogue, agent_key), False
     recipient = Recipient.objects.for_number(_required(event, "recipient"))
     group = _group(_required(event, "channelGroup"))
     now = timezone.now()
@@ -170,7 +197,7 @@ def find_or_create_dialogue(event: EventResource, agent_key: str) -> tuple[Dialo
         if local.platform_id == platform_id:
             # The worker opening it held the lock and stored this id meanwhile
             # (it also sends dialogue_opened).
-            return local, False
+            return _same_agent(local, agent_key), False
     for local in active:
         if local.platform_id is None and local.agent_key == agent_key:
             # Ours, being opened: the webhook beat the create response.
@@ -187,7 +214,10 @@ def find_or_create_dialogue(event: EventResource, agent_key: str) -> tuple[Dialo
         if local.platform_id is None:
             Dialogue.objects.filter(pk=local.pk).update(
                 status=DialogueStatus.CONFLICT, conflict_dialogue_id=platform_id,
-                conflict_agent_id=event.related.get("dialogueAgent") or "", updated_at=now)
+                conflict_agent_id=event.related.get("dialogueAgent") or "",
+                failure_code=contract.ERROR_DIALOGUE_ACTIVE,
+                failure_detail="The platform opened a dialogue with another agent meanwhile.",
+                updated_at=now)
         else:
             _mark_closed(local, closed_by=ClosedBy.PLATFORM)
     initiated_by = event.attributes.get("initiatedBy")
@@ -226,19 +256,30 @@ def on_message_received(event: EventResource, agent_key: str) -> str:
     text = event.attributes.get("text")
     if text is not None and not isinstance(text, str):
         raise EventError("'text' must be a string.")
-    received_at = event.occurred_at or timezone.now()
-    message = Message.objects.create(
-        dialogue=dialogue, direction=Direction.INBOUND, text=text or "",
-        files=[_file_entry(f) for f in files],
+    store_inbound_message(
+        dialogue, message_id, text=text or "", files=[_file_entry(f) for f in files],
         channel_type=str(event.attributes.get("channelType") or dialogue.channel_type),
-        platform_id=message_id, status=Status.RECEIVED, received_at=received_at,
+        received_at=event.occurred_at or timezone.now())
+    return PROCESSED
+
+
+def store_inbound_message(dialogue: Dialogue, platform_id: str, *, text: str,
+                          files: list[dict[str, Any]], channel_type: str,
+                          received_at: datetime) -> Message:
+    """Store what the recipient wrote (from a webhook or a transcript poll):
+    moves the care window, applies consent keywords, and fires
+    ``message_received`` after commit. The caller makes sure it is new."""
+    message = Message.objects.create(
+        dialogue=dialogue, direction=Direction.INBOUND, text=text, files=files,
+        channel_type=channel_type, platform_id=platform_id, status=Status.RECEIVED,
+        received_at=received_at,
     )
     if dialogue.last_inbound_at is None or dialogue.last_inbound_at < received_at:
         Dialogue.objects.filter(pk=dialogue.pk).update(last_inbound_at=received_at)
-    apply_consent_keyword(dialogue.recipient, message.channel_type, text or "")
+    apply_consent_keyword(dialogue.recipient, message.channel_type, text)
     dispatch.on_commit(lambda: signals.message_received.send(
         sender=Message, message=message, dialogue=dialogue))
-    return PROCESSED
+    return message
 
 
 def consent_keyword(text: str) -> bool | None:
@@ -273,6 +314,7 @@ def on_dialogue_closed(event: EventResource, agent_key: str) -> str:
     dialogue = Dialogue.objects.filter(platform_id=_required(event, "dialogue")).first()
     if dialogue is None:
         return WAITING  # its dialogue.opened may still be on the way
+    _same_agent(dialogue, agent_key)
     closed_by = event.attributes.get("closedBy")
     _mark_closed(dialogue, closed_by=closed_by if closed_by in ClosedBy.values
                  else ClosedBy.PLATFORM, closed_at=event.occurred_at)
@@ -294,7 +336,8 @@ def reprocess(queryset: Any, *, include_processed: bool = False) -> int:
     if not include_processed:
         queryset = queryset.exclude(state__in=(PROCESSED, IGNORED))
     pks = list(queryset.values_list("pk", flat=True))
-    WebhookEvent.objects.filter(pk__in=pks).update(state=WebhookEvent.State.PENDING, error="")
+    WebhookEvent.objects.filter(pk__in=pks).update(state=WebhookEvent.State.PENDING, error="",
+                                                   enqueued_at=timezone.now())
     for pk in pks:
         dispatch.enqueue("process_event", pk)
     return len(pks)

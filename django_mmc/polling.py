@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from .client import get_client
 from .conf import mmc_settings
-from .models import Notification
+from .models import Dialogue, Message, Notification
 from .sending import fire_status_changed, status_changes
-from .status import POLLABLE_STATUSES, Status, can_advance
+from .status import POLLABLE_STATUSES, DialogueStatus, Direction, Status, can_advance
 
 logger = logging.getLogger("django_mmc.polling")
 
@@ -89,4 +89,62 @@ def apply_batch(rows: list[tuple[int, str, str]], remote: dict) -> int:
     return changed
 
 
-__all__ = ["apply_batch", "due_for_poll", "poll_notifications", "Status"]
+def poll_dialogues(limit: int = 200) -> dict[str, int]:
+    """The safety net for dialogue webhooks: for open dialogues that have had
+    no news for ``MMC['POLL_AFTER']`` seconds, ask the platform for the
+    dialogue and its transcript. Messages the recipient wrote whose webhook
+    never came are stored (and fire ``message_received``), outbound statuses
+    move forward, and a dialogue the platform closed is closed here.
+    Two requests per dialogue, at most ``limit`` dialogues per run."""
+    from .events import apply_status, store_inbound_message
+    from .exceptions import MMCNotFoundError
+    from .sending import _mark_closed
+
+    client = get_client()
+    now = timezone.now()
+    stale = now - timedelta(seconds=mmc_settings.POLL_AFTER)
+    dialogues = list(
+        Dialogue.objects.filter(
+            Q(checked_at__isnull=True) | Q(checked_at__lt=stale),
+            status__in=(DialogueStatus.OPEN, DialogueStatus.CLOSING),
+            platform_id__isnull=False, updated_at__lt=stale,
+        ).select_related("recipient").order_by("checked_at", "pk")[:limit]
+    )
+    totals = {"dialogues": 0, "received": 0, "changed": 0, "closed": 0, "requests": 0}
+    for dialogue in dialogues:
+        agent = mmc_settings.agents.get(dialogue.agent_key)
+        if agent is None:
+            continue
+        try:
+            remote = client.get_dialogue(agent.id, dialogue.platform_id)
+            messages = client.list_messages(agent.id, dialogue.platform_id)
+        except MMCNotFoundError:
+            remote, messages = None, []
+        totals["requests"] += 2
+        totals["dialogues"] += 1
+        with transaction.atomic():
+            known = dict(Message.objects.filter(
+                platform_id__in=[m.id for m in messages]).values_list("platform_id", "status"))
+            for message in messages:
+                if message.direction == Direction.INBOUND and message.id not in known:
+                    store_inbound_message(
+                        dialogue, message.id, text=message.text or "",
+                        files=[{"id": f.id} for f in message.files],
+                        channel_type=dialogue.channel_type,
+                        received_at=message.created_at or now)
+                    totals["received"] += 1
+                elif (message.direction == Direction.OUTBOUND and message.id in known
+                      and message.status and can_advance(known[message.id], message.status)):
+                    failure = message.failure and {"code": message.failure.code,
+                                                   "detail": message.failure.detail}
+                    apply_status(Message, message.id, message.status, failure)
+                    totals["changed"] += 1
+            if remote is None or remote.status == "CLOSED":
+                if _mark_closed(dialogue, closed_by=(remote.closed_by if remote else None)
+                                or "PLATFORM", closed_at=remote.closed_at if remote else None):
+                    totals["closed"] += 1
+            Dialogue.objects.filter(pk=dialogue.pk).update(checked_at=now)
+    return totals
+
+
+__all__ = ["apply_batch", "due_for_poll", "poll_dialogues", "poll_notifications", "Status"]

@@ -574,8 +574,9 @@ def sweep_outbox(limit: int = 1000) -> dict[str, int]:
         counts[kind] = dispatch.enqueue_many(kind, pks)
     events = list(WebhookEvent.objects.filter(
         state__in=(WebhookEvent.State.PENDING, WebhookEvent.State.WAITING),
-        received_at__lt=due,
+        received_at__lt=due, enqueued_at__lt=due,
     ).order_by("received_at").values_list("pk", flat=True)[:limit])
+    WebhookEvent.objects.filter(pk__in=events).update(enqueued_at=now)
     counts["process_event"] = dispatch.enqueue_many("process_event", events)
     return counts
 

@@ -79,8 +79,10 @@ def process_event(self: Any, event_id: int) -> str:
 
 
 @shared_task(name="django_mmc.poll_statuses", ignore_result=True)
-def poll_statuses() -> dict[str, int]:
-    return polling.poll_notifications()
+def poll_statuses() -> dict[str, dict[str, int]]:
+    """The safety net for lost webhooks: notifications, then open dialogues."""
+    return {"notifications": polling.poll_notifications(),
+            "dialogues": polling.poll_dialogues()}
 
 
 @shared_task(name="django_mmc.sync_directory", ignore_result=True)

@@ -190,3 +190,40 @@ def test_polling_never_moves_a_status_backwards(synced, settings):
     assert totals == {"polled": 1, "changed": 0, "requests": 1}
     row.refresh_from_db()
     assert row.status == Status.DELIVERED and row.checked_at is not None
+
+
+def test_dialogue_poll_recovers_what_dropped_webhooks_lost(synced, settings,
+                                                           django_capture_on_commit_callbacks):
+    """Every webhook of a dialogue dropped: the transcript poll stores the
+    recipient's messages once, moves outbound statuses and sees the close."""
+    from django_mmc.models import Dialogue, Message
+    from django_mmc.polling import poll_dialogues
+    from django_mmc.status import DialogueStatus, Direction
+
+    settings.MMC = {**settings.MMC, "POLL_AFTER": 60}
+    synced.faults.inject("drop_webhook", count=None)
+    dialogue = django_mmc.open_dialogue("+353861234567")
+    sending.open_dialogue(dialogue.pk, task_id="t")
+    dialogue.refresh_from_db()
+    message = dialogue.send_message(template="welcome")
+    sending.send_message(message.pk, task_id="t")
+    synced.reply("+353861234567", "Hello from the customer")
+    synced.reply("+353861234567", "And again")
+    assert synced.wait_for_webhooks(timeout=10)
+    old = timezone.now() - timedelta(hours=1)
+    Dialogue.objects.filter(pk=dialogue.pk).update(updated_at=old)
+    with django_capture_on_commit_callbacks(execute=True):
+        totals = poll_dialogues()
+    assert totals == {"dialogues": 1, "received": 2, "changed": 1, "closed": 0, "requests": 2}
+    inbound = Message.objects.filter(dialogue=dialogue, direction=Direction.INBOUND)
+    assert sorted(inbound.values_list("text", flat=True)) == ["And again",
+                                                              "Hello from the customer"]
+    assert Message.objects.get(pk=message.pk).status == Status.READ
+    # Polled again: nothing twice. Then the platform closes it.
+    synced.close_dialogue(dialogue.platform_id, closed_by="TIMEOUT")
+    Dialogue.objects.filter(pk=dialogue.pk).update(updated_at=old, checked_at=old)
+    totals = poll_dialogues()
+    assert totals["received"] == 0 and totals["closed"] == 1
+    dialogue.refresh_from_db()
+    assert dialogue.status == DialogueStatus.CLOSED and dialogue.closed_by == "TIMEOUT"
+    assert inbound.count() == 2

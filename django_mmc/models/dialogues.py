@@ -78,6 +78,7 @@ class Dialogue(models.Model):
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     last_inbound_at = models.DateTimeField(_("last message from recipient"), null=True,
                                            blank=True)
+    checked_at = models.DateTimeField(_("last polled"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

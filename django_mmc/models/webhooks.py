@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -35,6 +36,9 @@ class WebhookEvent(models.Model):
     processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    #: When it was last handed to a worker: the outbox sweeper waits
+    #: ``OUTBOX_DELAY`` after that before handing it over again.
+    enqueued_at = models.DateTimeField(_("handed to a worker"), default=timezone.now)
 
     class Meta:
         verbose_name = _("webhook event")

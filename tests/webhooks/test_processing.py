@@ -320,10 +320,25 @@ class TestMessageReceived(ProcessingCase):
         assert message.files == event["data"]["attributes"]["files"]
 
     def test_the_agent_is_the_endpoints(self) -> None:
-        self.process(message_received(channel_group="8"), agent_key="sales")
+        self.process(message_received(channel_group="8", agent_id="18"), agent_key="sales")
         dialogue = Dialogue.objects.get()
         assert dialogue.agent_key == "sales"
         assert dialogue.channel_group == self.directory["sales"]
+
+    def test_an_event_for_another_agent_is_refused(self) -> None:
+        """A secret leaked for one agent cannot forge events about another's."""
+        stored = self.process(message_received(agent_id="17"), agent_key="sales")
+        assert stored.state == WebhookEvent.State.FAILED
+        assert "arrived at the endpoint of agent 'sales'" in stored.error
+        assert Dialogue.objects.count() == 0 and Message.objects.count() == 0
+
+    def test_a_dialogue_of_another_agent_is_not_touched(self) -> None:
+        self.process(message_received(event_id="evt_a"))
+        stored = self.process(message_received(event_id="evt_b", message="55102",
+                                               agent_id="18"), agent_key="sales")
+        assert stored.state == WebhookEvent.State.FAILED
+        assert "belongs to agent 'support'" in stored.error
+        assert Message.objects.count() == 1
 
     def test_delivered_twice_it_is_applied_once(self) -> None:
         event = message_received(event_id="evt_first")
