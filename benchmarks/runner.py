@@ -145,8 +145,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--strict", action="store_true",
                         help="exit with status 3 when a target is missed")
     parser.add_argument("--celery-db-reuse-max", type=int, default=None, metavar="N",
-                        help="set CELERY_DB_REUSE_MAX for the workers (default: unset, so "
-                             "Celery reconnects to the database around every task)")
+                        help="CELERY_DB_REUSE_MAX for the workers (default 1000, as the docs "
+                             "recommend; 0 reconnects to the database around every task)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the processes' logs (their directory is printed)")
     args = parser.parse_args(argv)

@@ -7,7 +7,8 @@ run comes from environment variables that the runner sets:
 ``MMC_BENCH_QUEUE``  the Celery queue (one per run);
 ``MMC_BENCH_RUN``    the cache key prefix (one per run);
 ``MMC_BENCH_REDIS``  the Redis server (default ``redis://127.0.0.1:6379``);
-``MMC_BENCH_DB_REUSE_MAX``  ``CELERY_DB_REUSE_MAX`` for the workers (default: unset);
+``MMC_BENCH_DB_REUSE_MAX``  ``CELERY_DB_REUSE_MAX`` for the workers (default 1000, as
+                     the docs recommend; ``0`` reconnects around every task);
 ``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGPASSWORD`` as libpq reads them.
 """
 
@@ -95,7 +96,5 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"django_mmc": {"handlers": ["console"], "level": "WARNING"}},
 }
-# Unset by default, as in a site that follows the README: Celery's Django
-# fixup then closes the database connection before and after every task.
-if os.environ.get("MMC_BENCH_DB_REUSE_MAX"):
-    CELERY_DB_REUSE_MAX = int(os.environ["MMC_BENCH_DB_REUSE_MAX"])
+# As the docs recommend: workers keep their database connection between tasks.
+CELERY_DB_REUSE_MAX = int(os.environ.get("MMC_BENCH_DB_REUSE_MAX") or 1000) or None

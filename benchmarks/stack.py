@@ -328,7 +328,7 @@ class Workers:
             MMC_BENCH_MMC=json.dumps(mmc),
             MMC_BENCH_QUEUE=queue,
             MMC_BENCH_READY_FILE=str(self.ready_file),
-            MMC_BENCH_DB_REUSE_MAX=str(db_reuse_max or ""),
+            MMC_BENCH_DB_REUSE_MAX="" if db_reuse_max is None else str(db_reuse_max),
         )
         self.process = Process(name, [
             sys.executable, "-m", "celery", "-A", "benchmarks.celery_app", "worker",

@@ -91,8 +91,7 @@ def send_bulk(
             Notification.objects.bulk_create(rows, batch_size=chunk_size)
             # PostgreSQL (and SQLite 3.35+) return the new primary keys.
             if not scheduled:
-                dispatch.enqueue_many_on_commit("send_notification", [n.pk for n in rows],
-                                                priority=priority)
+                dispatch.enqueue_batches_on_commit([n.pk for n in rows], priority=priority)
             total += len(rows)
     return total
 

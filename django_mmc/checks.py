@@ -35,6 +35,7 @@ CHECK_IDS = {
     "django_mmc.W002": "The longest retry delay exceeds the Redis broker's visibility timeout.",
     "django_mmc.W003": "The cache is local to one process: no shared token or rate limit.",
     "django_mmc.W004": "A platform URL uses plain http to a host that is not local.",
+    "django_mmc.W005": "No Celery broker is configured in this process.",
 }
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "testserver"}
@@ -73,6 +74,7 @@ def check_mmc_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | W
     messages += _check_cache(conf)
     messages += _check_unknown_keys(conf)
     messages += _check_visibility_timeout(conf)
+    messages += _check_celery_app()
     return messages
 
 
@@ -284,3 +286,24 @@ def _check_visibility_timeout(conf: MMCSettings) -> list[Warning]:
             "broker_transport_options['visibility_timeout'].",
         )]
     return []
+
+
+def _check_celery_app() -> list[Warning]:
+    """A web process that never imports the project's Celery app hands
+    django_mmc's tasks to Celery's built-in default app, whose broker is a
+    RabbitMQ on localhost: sends would silently go nowhere useful."""
+    try:
+        from celery import current_app
+    except ImportError:  # pragma: no cover - celery is a dependency
+        return []
+    if current_app.conf.broker_url:
+        return []
+    return [_warning(
+        "django_mmc.W005",
+        f"No Celery broker is configured in this process (the current Celery app is "
+        f"{current_app.main!r}): django_mmc's tasks, sent to MMC['QUEUE'] or Celery's "
+        "default queue, would go to Celery's built-in default broker.",
+        "Load your Celery app when Django starts, as Celery's Django guide shows: "
+        "'from .celery import app as celery_app' in your project package's __init__.py, "
+        "with CELERY_BROKER_URL in the settings.",
+    )]

@@ -330,6 +330,32 @@ HANDLERS: dict[str, Callable[[EventResource, str], str]] = {
 }
 
 
+def process_pending(limit: int = 10_000, batch_size: int = 100) -> dict[str, int]:
+    """Process stored events that are waiting for a worker, oldest first, in
+    batches (the task the webhook view hands events to). Events whose
+    subject is not known yet get their own retrying task."""
+    from django.core.cache import caches
+
+    try:  # deliveries from now on start another batch
+        caches[mmc_settings.CACHE_ALIAS].delete(dispatch.EVENTS_PENDING_KEY)
+    except Exception:  # noqa: BLE001 - the flag only saves work
+        logger.warning("django_mmc: cache unreachable while taking a batch of events")
+    counts: dict[str, int] = {}
+    done = 0
+    while done < limit:
+        pks = list(WebhookEvent.objects.filter(state=WebhookEvent.State.PENDING)
+                   .order_by("received_at", "pk").values_list("pk", flat=True)[:batch_size])
+        if not pks:
+            break
+        for pk in pks:
+            state = process_event(pk)
+            counts[state] = counts.get(state, 0) + 1
+            if state == WAITING:
+                dispatch.enqueue("process_event", pk, countdown=0.5)
+        done += len(pks)
+    return counts
+
+
 def reprocess(queryset: Any, *, include_processed: bool = False) -> int:
     """Put events back to be processed (by default only failed and waiting
     ones; processing a processed event again changes nothing); returns how many."""

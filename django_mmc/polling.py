@@ -19,7 +19,7 @@ from django.utils import timezone
 from .client import get_client
 from .conf import mmc_settings
 from .models import Dialogue, Message, Notification
-from .sending import fire_status_changed, status_changes
+from .sending import fire_statuses_changed, status_changes
 from .status import POLLABLE_STATUSES, DialogueStatus, Direction, Status, can_advance
 
 logger = logging.getLogger("django_mmc.polling")
@@ -81,8 +81,7 @@ def apply_batch(rows: list[tuple[int, str, str]], remote: dict) -> int:
             else:  # a webhook moved some meanwhile: find out which we moved
                 moved = list(Notification.objects.filter(
                     pk__in=pks, status=new, status_changed_at=now).values_list("pk", flat=True))
-            for pk in moved:
-                fire_status_changed(Notification, pk, old, new)
+            fire_statuses_changed(Notification, moved, old, new)
             changed += len(moved)
         Notification.objects.filter(pk__in=[r[0] for r in rows]).exclude(
             checked_at=now).update(checked_at=now)

@@ -92,19 +92,25 @@ def status_changes(old: str, new: str, now: Any, failure: Any = None) -> dict[st
 
 def fire_status_changed(model: type, pk: int, old: str, new: str) -> None:
     """Send the status signal after commit, with the row as it is then."""
+    fire_statuses_changed(model, [pk], old, new)
+
+
+def fire_statuses_changed(model: type, pks: list[int], old: str, new: str) -> None:
+    """The same for many rows that made the same move: one query after
+    commit for all of them, and none at all when nobody listens."""
     signal, name = (
         (signals.notification_status_changed, "notification") if model is Notification
         else (signals.message_status_changed, "message")
     )
+    if pks and signal.has_listeners(model):
+        def send() -> None:
+            for instance in model.objects.in_bulk(pks).values():
+                signal.send(sender=model, **{name: instance}, old_status=old, new_status=new)
 
-    def send() -> None:
-        instance = model.objects.filter(pk=pk).first()
-        if instance is not None:
-            signal.send(sender=model, **{name: instance}, old_status=old, new_status=new)
-
-    dispatch.on_commit(send)
+        dispatch.on_commit(send)
     if model is Notification and new == Status.FAILED:
-        dispatch.on_commit(start_fallback, pk)
+        for pk in pks:
+            dispatch.on_commit(start_fallback, pk)
 
 
 # -- claiming ------------------------------------------------------------------
@@ -312,8 +318,7 @@ def refuse_queued_messages(dialogue: Dialogue, code: str, detail: str) -> None:
     changes = status_changes(Status.QUEUED, Status.REFUSED, now)
     changes.update(failure_code=code, failure_detail=detail)
     Message.objects.filter(pk__in=pending, status=Status.QUEUED).update(**changes)
-    for pk in pending:
-        fire_status_changed(Message, pk, Status.QUEUED, Status.REFUSED)
+    fire_statuses_changed(Message, pending, Status.QUEUED, Status.REFUSED)
 
 
 # -- dialogues -----------------------------------------------------------------

@@ -22,8 +22,8 @@ from typing import Any
 
 from celery import shared_task
 
-from . import directory, events, polling, sending
-from .models import WebhookEvent
+from . import directory, dispatch, events, polling, sending
+from .models import Notification, WebhookEvent
 
 _SENDING = {
     "bind": True,
@@ -52,6 +52,25 @@ def send_notification(self: Any, notification_id: int) -> str:
     return _run(self, sending.send_notification, notification_id)
 
 
+@shared_task(name="django_mmc.send_notification_batch", **_SENDING)
+def send_notification_batch(self: Any, notification_ids: list[int]) -> dict[str, int]:
+    """Send a few notifications of a campaign in one task (Celery's own cost
+    per task is larger than django_mmc's per send). A notification that must
+    wait for a retry goes on as a task of its own; the others are not held up."""
+    outcomes: dict[str, int] = {}
+    for pk in notification_ids:
+        try:
+            status = sending.send_notification(pk, task_id=self.request.id).status
+        except sending.RetryLater as later:
+            priority = Notification.objects.filter(pk=pk).values_list(
+                "priority", flat=True).first()
+            dispatch.enqueue("send_notification", pk, priority=priority,
+                             countdown=later.countdown)
+            status = "retrying"
+        outcomes[status] = outcomes.get(status, 0) + 1
+    return outcomes
+
+
 @shared_task(name="django_mmc.open_dialogue", **_SENDING)
 def open_dialogue(self: Any, dialogue_id: int) -> str:
     return _run(self, sending.open_dialogue, dialogue_id)
@@ -76,6 +95,13 @@ def process_event(self: Any, event_id: int) -> str:
     if state == WebhookEvent.State.WAITING and self.request.retries < len(WAITING_EVENT_DELAYS):
         raise self.retry(countdown=WAITING_EVENT_DELAYS[self.request.retries])
     return state
+
+
+@shared_task(name="django_mmc.process_pending_events", acks_late=True,
+             reject_on_worker_lost=True, ignore_result=True)
+def process_pending_events(_unused: int = 0) -> dict[str, int]:
+    """Apply every stored webhook event waiting for a worker, in batches."""
+    return events.process_pending()
 
 
 @shared_task(name="django_mmc.poll_statuses", ignore_result=True)

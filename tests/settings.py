@@ -81,6 +81,7 @@ CACHES = {"default": {
 CELERY_BROKER_URL = f"{REDIS_URL}/{BROKER_DB}"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_DB_REUSE_MAX = 1000  # keep the worker's database connection between tasks
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("DJANGO_MMC_TEST_QUEUE", "django_mmc_tests")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

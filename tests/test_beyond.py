@@ -58,7 +58,7 @@ def queued_ids(broker, queue):
         if message["properties"].get("body_encoding") == "base64":
             body = base64.b64decode(body)
         args, _kwargs, _embed = json.loads(body)
-        ids.append(args[0])
+        ids.extend(args[0] if isinstance(args[0], list) else [args[0]])  # campaigns: batches
     return ids
 
 

@@ -69,6 +69,10 @@ def _short_visibility_timeout(settings: Any, celery_conf: Any) -> None:
     celery_conf.broker_transport_options = {"visibility_timeout": 300}
 
 
+def _no_celery_app(settings: Any, celery_conf: Any) -> None:
+    celery_conf.broker_url = None
+
+
 def _local_cache(settings: Any, celery_conf: Any) -> None:
     settings.CACHES = {**settings.CACHES, "local": {"BACKEND": LOCMEM}}
 
@@ -100,6 +104,7 @@ CASES: dict[str, Case] = {
     ),
     "django_mmc.W003": Case(with_(CACHE_ALIAS="local"), "CACHE_ALIAS", _local_cache),
     "django_mmc.W004": Case(with_(BASE_URL="http://api.example.com"), "BASE_URL"),
+    "django_mmc.W005": Case(VALID, "QUEUE", _no_celery_app),
 }
 
 

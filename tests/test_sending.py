@@ -30,6 +30,18 @@ def notification(number="+353861234567", code="1"):
     return django_mmc.send_notification(number, "otp", {"code": code})
 
 
+def unqueued_notification(code="1"):
+    """A notification stored without a task: in a committed test, a worker
+    process started by another test must not take it first."""
+    from django_mmc.models import ChannelGroup, Recipient, Template
+
+    return Notification.objects.create(
+        recipient=Recipient.objects.for_number("+353861234567"),
+        template=Template.objects.get(name="otp"),
+        channel_group=ChannelGroup.objects.get(platform_id="7"), channel_type="SMS",
+        context={"code": code})
+
+
 def posts(sandbox):
     return [r for r in sandbox.requests_log
             if r["method"] == "POST" and r["path"].endswith("/notifications")]
@@ -56,15 +68,7 @@ def test_two_workers_racing_for_one_notification_make_one_call(sandbox, settings
     sync_directory()
     sandbox.faults.slow_seconds = 0.5
     sandbox.faults.inject("slow", count=1, path="/notifications", method="POST")
-    # Created without enqueueing: a worker process of another test must not
-    # take it before the two threads race for it.
-    from django_mmc.models import ChannelGroup, Recipient, Template
-
-    row = Notification.objects.create(
-        recipient=Recipient.objects.for_number("+353861234567"),
-        template=Template.objects.get(name="otp"),
-        channel_group=ChannelGroup.objects.get(platform_id="7"), channel_type="SMS",
-        context={"code": "1"})
+    row = unqueued_notification()
     barrier = threading.Barrier(2)
     outcomes = []
 
@@ -227,3 +231,29 @@ def test_dialogue_poll_recovers_what_dropped_webhooks_lost(synced, settings,
     dialogue.refresh_from_db()
     assert dialogue.status == DialogueStatus.CLOSED and dialogue.closed_by == "TIMEOUT"
     assert inbound.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_committed_send_costs_three_queries_and_a_listener_one_more(sandbox):
+    """Counted with real commits, so what runs after commit counts too."""
+    from django_mmc import signals
+
+    sync_directory()
+    rows = [unqueued_notification(code=str(i)) for i in range(2)]
+    with CaptureQueriesContext(connection) as queries:
+        sending.send_notification(rows[0].pk, task_id="t1")
+    assert len(queries) == 3, [q["sql"][:60] for q in queries]
+
+    seen = []
+
+    def receiver(sender, notification, old_status, new_status, **kwargs):
+        seen.append((notification.pk, old_status, new_status))
+
+    signals.notification_status_changed.connect(receiver)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            sending.send_notification(rows[1].pk, task_id="t2")
+    finally:
+        signals.notification_status_changed.disconnect(receiver)
+    assert len(queries) == 4
+    assert seen == [(rows[1].pk, Status.SENDING, Status.ACCEPTED)]

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from io import BytesIO
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import Http404
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
@@ -144,7 +144,7 @@ class WebhookView(APIView):
         self._check_storable(document, event)
         stored, created = self._store(agent_key, event, body, signature, occurred_at)
         if created:
-            dispatch.enqueue_on_commit("process_event", stored.pk)
+            dispatch.on_commit(dispatch.hand_over_event, stored.pk)
         return Response(status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
     def _check_storable(self, document: Mapping[str, Any], event: Any) -> None:
@@ -176,17 +176,19 @@ class WebhookView(APIView):
 
     def _store(self, agent_key: str, event: Any, body: bytes, signature: str | None,
                occurred_at: Any) -> tuple[WebhookEvent, bool]:
-        existing = WebhookEvent.objects.filter(event_id=event.id).first()
-        if existing is not None:
-            return existing, False
+        """Insert first: one round trip for a new event (the common case);
+        a duplicate fails on the unique event id and is looked up."""
+        row = WebhookEvent(
+            event_id=event.id, agent_key=agent_key, event_type=event.event_type[:64],
+            body=body.decode("utf-8"), signature=(signature or "")[:128],
+            occurred_at=occurred_at, subject_id=subject_id(event),
+        )
         try:
-            with transaction.atomic():
-                stored = WebhookEvent.objects.create(
-                    event_id=event.id, agent_key=agent_key, event_type=event.event_type[:64],
-                    body=body.decode("utf-8"), signature=(signature or "")[:128],
-                    occurred_at=occurred_at, subject_id=subject_id(event),
-                )
-            return stored, True
-        except IntegrityError:  # the same event delivered twice at once
+            if connection.in_atomic_block:  # keep an outer transaction usable
+                with transaction.atomic():
+                    row.save(force_insert=True)
+            else:
+                row.save(force_insert=True)
+            return row, True
+        except IntegrityError:  # delivered before, or twice at once
             return WebhookEvent.objects.get(event_id=event.id), False
-

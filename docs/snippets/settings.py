@@ -37,6 +37,7 @@ CACHES = {
 # Celery, read by yourproject/celery.py (namespace "CELERY").
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_DB_REUSE_MAX = 1000  # keep the database connection between tasks
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE = {
     "mmc-sweep-outbox": {"task": "django_mmc.sweep_outbox", "schedule": 60},

@@ -196,6 +196,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 # loses nothing; one message at a time per worker keeps that cheap.
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_DB_REUSE_MAX = 1000  # workers keep their database connection between tasks
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

@@ -62,8 +62,8 @@ class TestAccepting(WebhookCase):
         assert response.status_code == 202
         assert len(callbacks) == 1
         stored = WebhookEvent.objects.get()
-        assert callbacks[0].func is dispatch.enqueue
-        assert callbacks[0].args == ("process_event", stored.pk)
+        assert callbacks[0].func is dispatch.hand_over_event
+        assert callbacks[0].args == (stored.pk,)
 
     def test_a_duplicate_delivery_is_200_and_changes_nothing(
         self, django_capture_on_commit_callbacks: Any
@@ -429,6 +429,41 @@ class TestHostSettings(WebhookCase):
         assert WebhookEvent.objects.count() == 1
         # Committed, then handed to the broker exactly once.
         assert len(private_queue.tasks()) == 1
+
+    def test_a_burst_of_events_is_one_batch_task(
+        self, transactional_db: Any, private_queue: Any
+    ) -> None:
+        from django_mmc.events import process_pending
+
+        for index in range(20):
+            event = load_event("notification.status")
+            event["data"]["id"] = f"evt_burst_{index}"
+            assert self.deliver(event).status_code == 202
+        tasks = private_queue.tasks()
+        assert len(tasks) == 1 and b"process_pending_events" in tasks[0]
+        # The batch task takes all twenty, oldest first; the next event
+        # starts another batch.
+        assert process_pending() == {WebhookEvent.State.WAITING: 20}
+        assert not WebhookEvent.objects.filter(state=WebhookEvent.State.PENDING).exists()
+        event = load_event("notification.status")
+        event["data"]["id"] = "evt_after"
+        self.deliver(event)
+        names = [b"process_pending_events" in t for t in private_queue.tasks()]
+        assert names.count(True) == 2  # plus a retrying task per WAITING event
+
+    def test_without_a_cache_each_event_has_its_own_task(
+        self, transactional_db: Any, private_queue: Any
+    ) -> None:
+        self.settings.CACHES = {**self.settings.CACHES, "down": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0"}}
+        self.settings.MMC = {**self.settings.MMC, "CACHE_ALIAS": "down"}
+        for index in range(3):
+            event = load_event("notification.status")
+            event["data"]["id"] = f"evt_nocache_{index}"
+            assert self.deliver(event).status_code == 202
+        tasks = private_queue.tasks()
+        assert len(tasks) == 3 and all(b"django_mmc.process_event" in t for t in tasks)
 
     def test_it_works_with_login_required_middleware(self) -> None:
         from django.contrib.auth import middleware
