@@ -98,3 +98,15 @@ def test_recipient_initiated_dialogue_is_created_from_webhooks(mmc_stack):
     assert dialogue.initiated_by == "RECIPIENT"
     assert dialogue.agent_key == "support"
     assert dialogue.recipient.phone_number == "+353861234599"
+
+
+def test_a_campaign_is_sent_in_batches_and_delivered(mmc_stack):
+    numbers = [f"+3538612{i:05d}" for i in range(25)]
+    assert django_mmc.send_notifications(numbers, "otp", {"code": "42"}) == 25
+    mmc_stack.wait_for(
+        lambda: Notification.objects.filter(status=Status.READ).count() == 25,
+        timeout=40, message="the whole campaign to be read")
+    keys = [n["idempotency_key"] for n in mmc_stack.sandbox.notifications()]
+    assert len(keys) == len(set(keys)) == 25
+    assert set(Notification.objects.values_list("priority", flat=True)) == {"low"}
+    assert "django_mmc.send_notification_batch" in mmc_stack.worker.output()
