@@ -537,6 +537,7 @@ def scenario_webhooks(run: Run) -> dict[str, Any]:
                     side["statuses"][code] = side["statuses"].get(code, 0) + n
         stored = WebhookEvent.objects.filter(event_id__startswith="evt-").count()
         stored_all = WebhookEvent.objects.count()
+        pending = WebhookEvent.objects.filter(state=WebhookEvent.State.PENDING).count()
         enqueued = stack.queue_length(run.idle_queue)
     finally:
         for client in clients:
@@ -565,14 +566,16 @@ def scenario_webhooks(run: Run) -> dict[str, Any]:
         "bare": summary["bare"],
         "django_mmc": summary["django_mmc"],
         "events_stored": stored,
-        "process_event_tasks_enqueued": enqueued,
+        # Events are handed over in batches: the first of a burst enqueues one
+        # task (nobody consumes this queue here), the others find it waiting.
+        "batch_tasks_enqueued": enqueued,
         "ratio": ratio,
         "targets": [
             # A ratio only counts when every answer was the right one.
             target("signed events/s vs bare DRF view", ratio if answered else None, ">=", 0.5),
-            target("every event answered 202, stored, and handed to the broker",
+            target("every event answered 202, stored, and waiting for a batch task",
                    min(stored, summary["django_mmc"]["statuses"].get("202", 0))
-                   if enqueued == stored_all else -1,
+                   if enqueued >= 1 and pending == stored_all else -1,
                    "==", summary["django_mmc"]["requests"]),
         ],
     }

@@ -9,6 +9,7 @@ stays ``QUEUED`` and :func:`django_mmc.sending.sweep_outbox` enqueues it later.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from functools import partial
 
@@ -99,19 +100,34 @@ EVENTS_PENDING_KEY = "django_mmc:events-pending"
 #: How long the flag may outlive a batch task that never ran (the outbox
 #: sweeper covers longer outages).
 EVENTS_PENDING_TTL = 10
+#: A batch task keeps looking for new events until it has found none for this
+#: long (seconds) ...
+EVENTS_LINGER = 1.0
+#: ... so a process that saw a batch pending less than this long ago need not
+#: say so again: that batch will still see its event. Must stay below LINGER.
+EVENTS_MEMO = 0.5
+
+_last_seen_pending = -1e9
 
 
 def hand_over_event(pk: int) -> None:
     """Have a worker process stored webhook event ``pk``, in a batch.
 
-    Under load the platform sends many events a second; one Celery message
-    each would cost the request more than storing the event. So the first
-    event sets a flag in the shared cache and enqueues one batch task; the
-    events that arrive before that task starts only find the flag set. The
-    task clears the flag before it looks for pending events, so none is
-    missed. If the cache is down, each event gets its own task."""
+    Under load the platform sends many events a second; a Celery message, or
+    even a cache round trip, for each would cost the request more than
+    storing the event. So the first event sets a flag in the shared cache and
+    enqueues one batch task; later events find the flag set, and a process
+    that saw it within ``EVENTS_MEMO`` seconds does not even look. The batch
+    task clears the flag before it looks for pending events and keeps looking
+    until none has come for ``EVENTS_LINGER`` seconds, longer than the memo,
+    so no event is missed. If the cache is down, each event gets its own task.
+    """
+    global _last_seen_pending
     from django.core.cache import caches
 
+    now = time.monotonic()
+    if now - _last_seen_pending < EVENTS_MEMO:
+        return
     try:
         first = caches[mmc_settings.CACHE_ALIAS].add(EVENTS_PENDING_KEY, pk,
                                                      timeout=EVENTS_PENDING_TTL)
@@ -122,3 +138,11 @@ def hand_over_event(pk: int) -> None:
         return
     if first and not enqueue("process_pending_events", 0):
         caches[mmc_settings.CACHE_ALIAS].delete(EVENTS_PENDING_KEY)
+        return
+    _last_seen_pending = now
+
+
+def forget_pending_batch() -> None:
+    """Make this process look at the flag again on its next event (tests)."""
+    global _last_seen_pending
+    _last_seen_pending = -1e9

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
@@ -330,29 +331,38 @@ HANDLERS: dict[str, Callable[[EventResource, str], str]] = {
 }
 
 
-def process_pending(limit: int = 10_000, batch_size: int = 100) -> dict[str, int]:
+def process_pending(limit: int = 10_000, batch_size: int = 100,
+                    linger: float | None = None) -> dict[str, int]:
     """Process stored events that are waiting for a worker, oldest first, in
-    batches (the task the webhook view hands events to). Events whose
+    batches (the task the webhook view hands events to), then keep looking
+    for new ones until none has come for ``linger`` seconds (see
+    :func:`django_mmc.dispatch.hand_over_event` for why). Events whose
     subject is not known yet get their own retrying task."""
     from django.core.cache import caches
 
+    linger = dispatch.EVENTS_LINGER if linger is None else linger
     try:  # deliveries from now on start another batch
         caches[mmc_settings.CACHE_ALIAS].delete(dispatch.EVENTS_PENDING_KEY)
     except Exception:  # noqa: BLE001 - the flag only saves work
         logger.warning("django_mmc: cache unreachable while taking a batch of events")
     counts: dict[str, int] = {}
     done = 0
+    quiet_since = time.monotonic()
     while done < limit:
         pks = list(WebhookEvent.objects.filter(state=WebhookEvent.State.PENDING)
                    .order_by("received_at", "pk").values_list("pk", flat=True)[:batch_size])
         if not pks:
-            break
+            if time.monotonic() - quiet_since >= linger:
+                break
+            time.sleep(min(0.1, linger))
+            continue
         for pk in pks:
             state = process_event(pk)
             counts[state] = counts.get(state, 0) + 1
             if state == WAITING:
                 dispatch.enqueue("process_event", pk, countdown=0.5)
         done += len(pks)
+        quiet_since = time.monotonic()
     return counts
 
 

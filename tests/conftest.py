@@ -142,8 +142,11 @@ def _fresh_client_and_cache() -> Iterator[None]:
 
     from django_mmc.client import reset_client
 
+    from django_mmc.dispatch import forget_pending_batch
+
     cache.clear()
     reset_client()
+    forget_pending_batch()
     yield
     reset_client()
 

@@ -443,13 +443,44 @@ class TestHostSettings(WebhookCase):
         assert len(tasks) == 1 and b"process_pending_events" in tasks[0]
         # The batch task takes all twenty, oldest first; the next event
         # starts another batch.
-        assert process_pending() == {WebhookEvent.State.WAITING: 20}
+        assert process_pending(linger=0) == {WebhookEvent.State.WAITING: 20}
         assert not WebhookEvent.objects.filter(state=WebhookEvent.State.PENDING).exists()
+        # A real batch task lingers longer than this process trusts its memory
+        # of a pending batch; this one did not linger, so the process forgets.
+        dispatch.forget_pending_batch()
         event = load_event("notification.status")
         event["data"]["id"] = "evt_after"
         self.deliver(event)
         names = [b"process_pending_events" in t for t in private_queue.tasks()]
         assert names.count(True) == 2  # plus a retrying task per WAITING event
+
+    def test_a_batch_task_lingers_for_late_events(
+        self, transactional_db: Any, private_queue: Any
+    ) -> None:
+        """An event that arrives while the batch task lingers is processed by
+        it, though its process did not ask for a new batch (it remembered one
+        was pending)."""
+        import threading
+
+        from django_mmc.events import process_pending
+
+        first = load_event("notification.status")
+        first["data"]["id"] = "evt_first"
+        self.deliver(first)
+        results: dict[str, Any] = {}
+
+        def batch() -> None:
+            results["counts"] = process_pending(linger=1.0)
+            connection.close()
+
+        worker = threading.Thread(target=batch)
+        worker.start()
+        late = load_event("notification.status")
+        late["data"]["id"] = "evt_late"
+        self.deliver(late)  # within EVENTS_MEMO: no new task
+        worker.join(10)
+        assert results["counts"] == {WebhookEvent.State.WAITING: 2}
+        assert len(private_queue.tasks()) == 1 + 2  # the batch, and a retry per WAITING
 
     def test_without_a_cache_each_event_has_its_own_task(
         self, transactional_db: Any, private_queue: Any
