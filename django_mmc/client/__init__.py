@@ -53,14 +53,24 @@ USER_AGENT = f"django-mmc/{__version__} python-requests/{requests.__version__}"
 _MAX_PAGES = 10_000
 
 
-def create_session(pool_size: int = 32) -> requests.Session:
+def create_session(base_url: str | None = None, pool_size: int = 32) -> requests.Session:
     """The pooled HTTP session of one process. Override ``MMCClient.create_session``
-    to add proxies or certificates."""
+    to add proxies or certificates.
+
+    The environment's proxy and CA-bundle variables (``HTTPS_PROXY``,
+    ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``...) are read once, here: requests
+    would otherwise scan the whole environment again on every request."""
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = USER_AGENT
+    if base_url:
+        session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
     return session
 
 
@@ -152,7 +162,7 @@ class MMCClient:
         return f"<MMCClient {self.base_url}>"
 
     def create_session(self) -> requests.Session:
-        return create_session()
+        return create_session(self.base_url)
 
     def close(self) -> None:
         self.session.close()
