@@ -141,7 +141,6 @@ def _fresh_client_and_cache() -> Iterator[None]:
     from django.core.cache import cache
 
     from django_mmc.client import reset_client
-
     from django_mmc.dispatch import forget_pending_batch
 
     cache.clear()
