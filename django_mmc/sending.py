@@ -116,21 +116,24 @@ def fire_statuses_changed(model: type, pks: list[int], old: str, new: str) -> No
 # -- claiming ------------------------------------------------------------------
 
 
-def claim(model: type, pk: int, task_id: str | None, *, extra: Q | None = None) -> bool:
-    """Atomically move row ``pk`` to ``SENDING`` if nobody else is sending it."""
+def claim(model: type, pk: int | list[int], task_id: str | None, *,
+          extra: Q | None = None) -> int:
+    """Atomically move row ``pk`` (or the rows of a list of pks) to
+    ``SENDING`` where nobody else is sending it; returns how many."""
     now = timezone.now()
     lease_expired = now - timedelta(seconds=mmc_settings.SEND_LEASE)
     mine_or_abandoned = Q(send_started_at__lt=lease_expired)
     if task_id:
         mine_or_abandoned |= Q(send_task_id=task_id)
     condition = Q(status=Status.QUEUED) | (Q(status=Status.SENDING) & mine_or_abandoned)
-    query = model.objects.filter(condition, pk=pk, platform_id__isnull=True)
+    rows = Q(pk__in=pk) if isinstance(pk, list) else Q(pk=pk)
+    query = model.objects.filter(condition, rows, platform_id__isnull=True)
     if extra is not None:
         query = query.filter(extra)
-    return bool(query.update(
+    return query.update(
         status=Status.SENDING, attempts=F("attempts") + 1, send_started_at=now,
         send_task_id=task_id or "", next_attempt_at=None, updated_at=now,
-    ))
+    )
 
 
 def release(model: type, pk: int) -> None:
@@ -213,14 +216,46 @@ def _describe(error: BaseException) -> str:
 # -- notifications -----------------------------------------------------------
 
 
+def _not_expired() -> Q:
+    return Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+
+
 def send_notification(pk: int, task_id: str | None = None) -> Outcome:
     """Send notification ``pk`` if it still needs sending and has not expired."""
-    not_expired = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
-    if not claim(Notification, pk, task_id, extra=not_expired):
+    if not claim(Notification, pk, task_id, extra=_not_expired()):
         if expire_unsent(Notification.objects.filter(pk=pk)):
             return Outcome(Status.EXPIRED, "expired before it could be sent")
         return Outcome("skipped", "not waiting to be sent, or someone else is sending it")
     row = Notification.objects.select_related("recipient", "template", "channel_group").get(pk=pk)
+    return _send_claimed(row)
+
+
+def send_notification_batch(pks: list[int], task_id: str) -> tuple[dict[str, int],
+                                                                     list[tuple[int, float]]]:
+    """Send a few notifications of a campaign: one claim and one load for all
+    of them, then one request and one record each. Returns the outcomes
+    counted by status, and ``(pk, countdown)`` for each that must retry."""
+    outcomes: dict[str, int] = {}
+    retries: list[tuple[int, float]] = []
+    claimed = claim(Notification, list(pks), task_id, extra=_not_expired())
+    if claimed < len(pks):
+        expired = expire_unsent(Notification.objects.filter(pk__in=pks))
+        if expired:
+            outcomes[Status.EXPIRED] = expired
+    rows = list(Notification.objects.select_related("recipient", "template", "channel_group")
+                .filter(pk__in=pks, status=Status.SENDING, send_task_id=task_id,
+                        platform_id__isnull=True).order_by("pk")) if claimed else []
+    for row in rows:
+        try:
+            outcome = _send_claimed(row)
+        except RetryLater as later:
+            retries.append((row.pk, later.countdown))
+            outcome = Outcome("retrying")
+        outcomes[outcome.status] = outcomes.get(outcome.status, 0) + 1
+    return outcomes, retries
+
+
+def _send_claimed(row: Notification) -> Outcome:
     try:
         resource = get_client().create_notification(
             recipient=row.recipient.phone_number,

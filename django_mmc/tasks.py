@@ -54,20 +54,15 @@ def send_notification(self: Any, notification_id: int) -> str:
 
 @shared_task(name="django_mmc.send_notification_batch", **_SENDING)
 def send_notification_batch(self: Any, notification_ids: list[int]) -> dict[str, int]:
-    """Send a few notifications of a campaign in one task (Celery's own cost
-    per task is larger than django_mmc's per send). A notification that must
-    wait for a retry goes on as a task of its own; the others are not held up."""
-    outcomes: dict[str, int] = {}
-    for pk in notification_ids:
-        try:
-            status = sending.send_notification(pk, task_id=self.request.id).status
-        except sending.RetryLater as later:
-            priority = Notification.objects.filter(pk=pk).values_list(
-                "priority", flat=True).first()
-            dispatch.enqueue("send_notification", pk, priority=priority,
-                             countdown=later.countdown)
-            status = "retrying"
-        outcomes[status] = outcomes.get(status, 0) + 1
+    """Send a few notifications of a campaign in one task: Celery's own cost
+    per task, and a claim and a load per row, are shared by the batch. A
+    notification that must wait for a retry goes on as a task of its own; the
+    others are not held up."""
+    outcomes, retries = sending.send_notification_batch(list(notification_ids),
+                                                        task_id=self.request.id)
+    for pk, countdown in retries:
+        priority = Notification.objects.filter(pk=pk).values_list("priority", flat=True).first()
+        dispatch.enqueue("send_notification", pk, priority=priority, countdown=countdown)
     return outcomes
 
 

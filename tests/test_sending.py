@@ -257,3 +257,30 @@ def test_a_committed_send_costs_three_queries_and_a_listener_one_more(sandbox):
         signals.notification_status_changed.disconnect(receiver)
     assert len(queries) == 4
     assert seen == [(rows[1].pk, Status.SENDING, Status.ACCEPTED)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_campaign_batch_claims_and_loads_once(sandbox):
+    sync_directory()
+    rows = [unqueued_notification(code=str(i)) for i in range(10)]
+    with CaptureQueriesContext(connection) as queries:
+        outcomes, retries = sending.send_notification_batch([r.pk for r in rows], "batch-1")
+    assert outcomes == {Status.ACCEPTED: 10} and retries == []
+    assert len(queries) == 2 + 10  # claim and load for all, one record each
+    assert len(posts(sandbox)) == 10
+    # A second delivery of the same batch sends nothing again.
+    assert sending.send_notification_batch([r.pk for r in rows], "batch-1") == ({}, [])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_retries_one_and_sends_the_others(sandbox):
+    sync_directory()
+    rows = [unqueued_notification(code=str(i)) for i in range(3)]
+    Notification.objects.filter(pk=rows[2].pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1))
+    sandbox.faults.inject("503", count=1, path="/notifications", method="POST")
+    outcomes, retries = sending.send_notification_batch([r.pk for r in rows], "batch-2")
+    assert outcomes == {"retrying": 1, Status.ACCEPTED: 1, Status.EXPIRED: 1}
+    assert retries == [(rows[0].pk, 1.0)]
+    assert Notification.objects.get(pk=rows[0].pk).status == Status.QUEUED
+    assert Notification.objects.get(pk=rows[2].pk).status == Status.EXPIRED
