@@ -29,19 +29,8 @@ from . import (
     notify,
     secrets_of,
     token_log,
-    use_private_cache,
     wait_for_log,
 )
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(settings: Any) -> Iterator[dict[str, Any]]:
-    yield from use_private_cache(settings)
-
-
-@pytest.fixture
-def client(sandbox: Any) -> MMCClient:
-    return get_client()
 
 
 def _unauthorized(sandbox: Any) -> list[dict[str, Any]]:

@@ -13,18 +13,7 @@ from django_mmc import contract
 from django_mmc.client import MMCClient, get_client
 from django_mmc.sandbox import DEFAULT_FIXTURES, Sandbox
 
-from . import NUMBER, api_requests, notify, open_dialogue, use_private_cache
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(settings: Any) -> Iterator[dict[str, Any]]:
-    yield from use_private_cache(settings)
-
-
-@pytest.fixture
-def client(sandbox: Any) -> MMCClient:
-    return get_client()
-
+from . import NUMBER, api_requests, notify, open_dialogue
 
 # -- directory -----------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,19 +29,8 @@ from . import (
     notify,
     open_dialogue,
     secrets_of,
-    use_private_cache,
     wait_for_log,
 )
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(settings: Any) -> Iterator[dict[str, Any]]:
-    yield from use_private_cache(settings)
-
-
-@pytest.fixture
-def client(sandbox: Any) -> MMCClient:
-    return get_client()
 
 
 def _no_secrets(client: MMCClient, error: BaseException) -> None:

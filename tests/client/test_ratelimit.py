@@ -5,19 +5,11 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from django_mmc.client import get_client
 
-from . import api_requests, use_private_cache
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(settings: Any) -> Iterator[dict[str, Any]]:
-    yield from use_private_cache(settings)
+from . import api_requests
 
 
 def _align_to_next_second() -> None:

@@ -13,12 +13,7 @@ from django_mmc.client.auth import Token
 from django_mmc.conf import mmc_settings
 from django_mmc.exceptions import MMCAuthError, MMCConfigurationError, MMCTransientError
 
-from . import TOKEN_PATH, assert_no_secrets, current_token, secrets_of, use_private_cache
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(settings: Any) -> Iterator[dict[str, Any]]:
-    yield from use_private_cache(settings)
+from . import TOKEN_PATH, assert_no_secrets, current_token, secrets_of
 
 _LOGGERS = ("requests_oauthlib", "oauthlib", "urllib3", "django_mmc")
 

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,7 @@ from django.core.cache import caches
 from django_mmc.client import MMCClient, get_client
 from django_mmc.conf import MMCSettings
 
-from . import TOKEN_PATH, token_log, use_private_cache
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(settings: Any) -> Iterator[dict[str, Any]]:
-    yield from use_private_cache(settings)
+from . import TOKEN_PATH, token_log
 
 ROOT = Path(__file__).resolve().parents[2]
 
