@@ -87,7 +87,7 @@ def _same_agent(dialogue: Dialogue, agent_key: str) -> Dialogue:
 
 
 def subject_id(event: EventResource) -> str:
-    """The platform id the event is mainly about (for WAITING look-ups)."""
+    """The platform id the event is mainly about (staff search events by it)."""
     for name in ("notification", "message", "dialogue"):
         value = event.related.get(name)
         if value:

@@ -45,7 +45,8 @@ class WebhookEventAdmin(PlatformOwnedAdmin):
     list_display = ("event_id", "event_type", "agent_key", "subject_id", "state_display",
                     "occurred_at", "received_at", "processed_at", "attempts", "error_display")
     list_filter = ("state", EventTypeFilter, AgentFilter, "received_at")
-    search_fields = ("=event_id", "=subject_id")
+    # Exact and case-sensitive, as platform ids are: the indexes serve it.
+    search_fields = ("event_id__exact", "subject_id__exact")
     search_help_text = gettext_lazy("Exact event id, or the platform id it is about.")
     date_hierarchy = "received_at"
     ordering = ("-received_at",)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -21,15 +20,17 @@ class WebhookEvent(models.Model):
         IGNORED = "IGNORED", _("Stored, not processed (unknown type)")
         FAILED = "FAILED", _("Processing failed")
 
-    event_id = models.CharField(_("event id"), max_length=128, unique=True)
-    agent_key = models.CharField(_("agent"), max_length=64, db_index=True)
-    event_type = models.CharField(_("event type"), max_length=64, db_index=True)
+    #: Unique (the constraint below): a repeated delivery is stored once.
+    event_id = models.CharField(_("event id"), max_length=128)
+    agent_key = models.CharField(_("agent"), max_length=64)
+    event_type = models.CharField(_("event type"), max_length=64)
     body = models.TextField(_("raw body"))
     signature = models.CharField(_("signature"), max_length=128, blank=True)
     occurred_at = models.DateTimeField(_("occurred"), null=True, blank=True)
     received_at = models.DateTimeField(_("received"), auto_now_add=True, db_index=True)
-    #: The platform id of the notification, message or dialogue it is about.
-    subject_id = models.CharField(_("about"), max_length=64, blank=True, db_index=True)
+    #: The platform id of the notification, message or dialogue it is about
+    #: (the admin's search).
+    subject_id = models.CharField(_("about"), max_length=64, blank=True)
     state = models.CharField(
         _("state"), max_length=16, choices=State.choices, default=State.PENDING
     )
@@ -47,11 +48,17 @@ class WebhookEvent(models.Model):
         permissions = [
             ("reprocess_webhookevent", _("Can process webhook events again")),
         ]
+        # Every delivery writes each index, so there are only those a query
+        # uses: the id (deduplication, exact search), the subject (exact
+        # search), the state (batches, sweeper, clean-up) and the arrival
+        # time (the admin's order). Declared here rather than with
+        # ``unique``/``db_index``, which on PostgreSQL add a second,
+        # ``LIKE``-only index to each text column.
+        constraints = [
+            models.UniqueConstraint(fields=["event_id"], name="mmc_event_id_unique"),
+        ]
         indexes = [
-            models.Index(
-                fields=["subject_id"], name="mmc_event_waiting_idx",
-                condition=Q(state="WAITING"),
-            ),
+            models.Index(fields=["subject_id"], name="mmc_event_subject_idx"),
             models.Index(fields=["state", "received_at"], name="mmc_event_state_idx"),
         ]
 

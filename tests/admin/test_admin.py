@@ -556,6 +556,26 @@ def test_reprocess_action_message(admin_client: Any, monkeypatch: Any) -> None:
     assert processed.state == WebhookEvent.State.PENDING
 
 
+def test_event_search_is_exact_on_the_event_or_subject_id(admin_client: Any) -> None:
+    make_event("evt_a")
+    other = make_event("evt_b")
+    WebhookEvent.objects.filter(pk=other.pk).update(subject_id="55012")
+    url = reverse("admin:django_mmc_webhookevent_changelist")
+
+    def found(term: str) -> list[str]:
+        response = admin_client.get(url, {"q": term})
+        assert response.status_code == 200
+        return sorted(e.event_id for e in response.context["cl"].result_list)
+
+    assert found("evt_a") == ["evt_a"]
+    assert found("55012") == ["evt_b"]
+    assert found("79746") == ["evt_a"]
+    # Platform ids are compared as they are: no case folding, no substrings.
+    assert found("EVT_A") == []
+    assert found("evt") == []
+    assert found("5501") == []
+
+
 # -- permissions ------------------------------------------------------------------------------
 
 #: operation -> (the permission it needs, the view permission its page needs)
