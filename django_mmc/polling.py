@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import timedelta
+from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .client import get_client
@@ -88,27 +89,55 @@ def apply_batch(rows: list[tuple[int, str, str]], remote: dict) -> int:
     return changed
 
 
+def _quiet_dialogues(now: Any) -> Any:
+    stale = now - timedelta(seconds=mmc_settings.POLL_AFTER)
+    return Dialogue.objects.filter(platform_id__isnull=False, updated_at__lt=stale)
+
+
+def dialogues_due_for_poll(now: Any = None) -> Any:
+    """Open (or closing) dialogues with no news and no poll for ``POLL_AFTER``."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=mmc_settings.POLL_AFTER)
+    return _quiet_dialogues(now).filter(
+        Q(checked_at__isnull=True) | Q(checked_at__lt=stale),
+        status__in=(DialogueStatus.OPEN, DialogueStatus.CLOSING),
+    ).order_by("checked_at", "pk")
+
+
+def dialogues_due_for_last_look(now: Any = None) -> Any:
+    """Dialogues closed ``POLL_AFTER`` or more ago (and within ``POLL_MAX_AGE``)
+    that nobody has polled since they closed (the index
+    ``mmc_dialogue_last_look_idx`` holds just those)."""
+    now = now or timezone.now()
+    return _quiet_dialogues(now).filter(
+        Q(checked_at__isnull=True) | Q(checked_at__lte=F("closed_at")),
+        status=DialogueStatus.CLOSED,
+        closed_at__gt=now - timedelta(seconds=mmc_settings.POLL_MAX_AGE),
+    ).order_by("closed_at", "pk")
+
+
 def poll_dialogues(limit: int = 200) -> dict[str, int]:
     """The safety net for dialogue webhooks: for open dialogues that have had
     no news for ``MMC['POLL_AFTER']`` seconds, ask the platform for the
     dialogue and its transcript. Messages the recipient wrote whose webhook
     never came are stored (and fire ``message_received``), outbound statuses
     move forward, and a dialogue the platform closed is closed here.
-    Two requests per dialogue, at most ``limit`` dialogues per run."""
+
+    A dialogue that closed within ``MMC['POLL_MAX_AGE']`` and has not been
+    looked at since gets the same look once, ``POLL_AFTER`` after its close:
+    a last message (a STOP, say) whose webhook was lost just before the close
+    is recovered too. Two requests per dialogue, at most ``limit`` dialogues
+    per run, open ones first."""
     from .events import apply_status, store_inbound_message
     from .exceptions import MMCNotFoundError
     from .sending import _mark_closed
 
     client = get_client()
     now = timezone.now()
-    stale = now - timedelta(seconds=mmc_settings.POLL_AFTER)
-    dialogues = list(
-        Dialogue.objects.filter(
-            Q(checked_at__isnull=True) | Q(checked_at__lt=stale),
-            status__in=(DialogueStatus.OPEN, DialogueStatus.CLOSING),
-            platform_id__isnull=False, updated_at__lt=stale,
-        ).select_related("recipient").order_by("checked_at", "pk")[:limit]
-    )
+    dialogues = list(dialogues_due_for_poll(now).select_related("recipient")[:limit])
+    if len(dialogues) < limit:
+        dialogues += dialogues_due_for_last_look(now).select_related("recipient")[
+            :limit - len(dialogues)]
     totals = {"dialogues": 0, "received": 0, "changed": 0, "closed": 0, "requests": 0}
     for dialogue in dialogues:
         agent = mmc_settings.agents.get(dialogue.agent_key)
@@ -146,4 +175,5 @@ def poll_dialogues(limit: int = 200) -> dict[str, int]:
     return totals
 
 
-__all__ = ["apply_batch", "due_for_poll", "poll_dialogues", "poll_notifications", "Status"]
+__all__ = ["apply_batch", "dialogues_due_for_last_look", "dialogues_due_for_poll",
+           "due_for_poll", "poll_dialogues", "poll_notifications", "Status"]

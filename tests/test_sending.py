@@ -233,6 +233,45 @@ def test_dialogue_poll_recovers_what_dropped_webhooks_lost(synced, settings,
     assert inbound.count() == 2
 
 
+def test_a_closed_dialogue_gets_one_last_look_at_its_transcript(synced, settings):
+    """The recipient's STOP came just before the close and its webhook was
+    lost: the last look after the close stores it and honours it, once."""
+    from django_mmc.models import Dialogue, Message
+    from django_mmc.polling import poll_dialogues
+    from django_mmc.sending import _mark_closed
+    from django_mmc.status import DialogueStatus, Direction
+
+    settings.MMC = {**settings.MMC, "POLL_AFTER": 60}
+    dialogue = django_mmc.open_dialogue("+353861234567")
+    sending.open_dialogue(dialogue.pk, task_id="t")
+    dialogue.refresh_from_db()
+    synced.wait_for_webhooks(timeout=5)
+    synced.faults.inject("drop_webhook", count=None)
+    synced.reply("+353861234567", "STOP")
+    assert synced.wait_for_webhooks(timeout=10)
+    assert _mark_closed(dialogue, closed_by="AGENT")
+    old = timezone.now() - timedelta(hours=1)
+
+    # Not before the stragglers have had POLL_AFTER to arrive.
+    assert poll_dialogues()["dialogues"] == 0
+    Dialogue.objects.filter(pk=dialogue.pk).update(updated_at=old, closed_at=old)
+    totals = poll_dialogues()
+    assert totals == {"dialogues": 1, "received": 1, "changed": 0, "closed": 0, "requests": 2}
+    inbound = Message.objects.get(dialogue=dialogue, direction=Direction.INBOUND)
+    assert inbound.text == "STOP"
+    assert dialogue.recipient.__class__.objects.get(
+        pk=dialogue.recipient_id).has_opted_out(dialogue.channel_type)
+    dialogue.refresh_from_db()
+    assert dialogue.status == DialogueStatus.CLOSED and dialogue.checked_at > dialogue.closed_at
+
+    # Once only; and never for a dialogue closed longer ago than POLL_MAX_AGE.
+    assert poll_dialogues()["dialogues"] == 0
+    Dialogue.objects.filter(pk=dialogue.pk).update(checked_at=None)
+    settings.MMC = {**settings.MMC, "POLL_AFTER": 60, "POLL_MAX_AGE": 1800}
+    assert poll_dialogues()["dialogues"] == 0
+    assert Message.objects.filter(dialogue=dialogue).count() == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_committed_send_costs_three_queries_and_a_listener_one_more(sandbox):
     """Counted with real commits, so what runs after commit counts too."""

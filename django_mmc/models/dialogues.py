@@ -102,6 +102,13 @@ class Dialogue(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="mmc_dialogue_status_idx"),
+            # Closed dialogues not polled since they closed: the last look of
+            # django_mmc.polling.poll_dialogues finds them without a scan.
+            models.Index(
+                fields=["closed_at"], name="mmc_dialogue_last_look_idx",
+                condition=Q(status=DialogueStatus.CLOSED) & (
+                    Q(checked_at__isnull=True) | Q(checked_at__lte=models.F("closed_at"))),
+            ),
         ]
 
     def __str__(self) -> str:
