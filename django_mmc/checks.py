@@ -216,6 +216,13 @@ def _check_numbers(conf: MMCSettings) -> list[Error]:
                 f"not {value!r}.",
                 f"Remove it to use the default ({DEFAULTS[key]!r}).",
             ))
+    send_batch = conf.SEND_BATCH_SIZE
+    if not (isinstance(send_batch, int) and not isinstance(send_batch, bool) and send_batch >= 1):
+        errors.append(_error(
+            "django_mmc.E011",
+            f"MMC['SEND_BATCH_SIZE'] must be a whole number of at least 1, not {send_batch!r}.",
+            f"Remove it to use the default ({DEFAULTS['SEND_BATCH_SIZE']!r}).",
+        ))
     batch = conf.POLL_BATCH_SIZE
     if not (
         isinstance(batch, int)

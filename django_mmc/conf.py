@@ -62,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_EVENT_RETENTION_DAYS": 30,
     # Bulk sends.
     "BULK_CHUNK_SIZE": 500,
+    "SEND_BATCH_SIZE": 25,
     # Priorities: priority -> Celery queue name; priorities not listed use QUEUE.
     "PRIORITY_QUEUES": {},
     # Channel fallback: the order to try channel types in, and the platform

@@ -56,17 +56,29 @@ def enqueue(kind: str, pk: int, *, priority: str | None = None,
     return True
 
 
-#: Campaign sends go to workers this many notifications per task.
-BATCH_SIZE = 10
+def batches(pks: list[int], size: int) -> list[list[int]]:
+    """``pks`` in as few batches of at most ``size`` as will do, of even
+    sizes: 30 at 25 a task are two tasks of 15, so both run at once."""
+    if not pks:
+        return []
+    count = -(-len(pks) // size)  # ceil
+    step, extra = divmod(len(pks), count)
+    out, start = [], 0
+    for index in range(count):
+        end = start + step + (1 if index < extra else 0)
+        out.append(pks[start:end])
+        start = end
+    return out
 
 
 def enqueue_batches(pks: list[int], *, priority: str | None = None) -> int:
-    """Hand a campaign's notifications to workers, ``BATCH_SIZE`` per task."""
+    """Hand a campaign's notifications to workers, at most
+    ``MMC['SEND_BATCH_SIZE']`` per task: a task costs the worker a few
+    milliseconds of its own, which a batch shares out."""
     from . import tasks
 
     sent = 0
-    for start in range(0, len(pks), BATCH_SIZE):
-        batch = pks[start:start + BATCH_SIZE]
+    for batch in batches(pks, mmc_settings.SEND_BATCH_SIZE):
         try:
             tasks.send_notification_batch.apply_async(
                 (batch,), queue=queue_for(priority or "low"))

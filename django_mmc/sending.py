@@ -23,8 +23,9 @@ from datetime import timedelta
 from typing import Any
 
 from celery.utils.time import get_exponential_backoff_interval
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from . import contract, dispatch, signals
@@ -145,6 +146,38 @@ def release(model: type, pk: int) -> None:
     )
 
 
+#: The SQL of :func:`update_in_status` by model, database and shape of the
+#: change; ``""`` where the ORM's statement could not be reused.
+_UPDATE_SQL: dict[tuple[Any, ...], str] = {}
+
+
+def update_in_status(model: type, pk: int, status: str, changes: dict[str, Any]) -> int:
+    """``model.objects.filter(pk=pk, status=status).update(**changes)``, for
+    the statement run once per notification sent: Django compiles the SQL
+    of each shape of change once, and later calls only bind new values
+    (building and compiling the query cost more than running it). Plain
+    values only; the row count is returned as ``update()`` returns it."""
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    meta = model._meta
+    key = (model, alias, tuple((name, value is None) for name, value in changes.items()))
+    params = [meta.get_field(name).get_db_prep_save(value, connection)
+              for name, value in changes.items() if value is not None]
+    params += [meta.pk.get_db_prep_value(pk, connection), status]
+    sql = _UPDATE_SQL.get(key)
+    if sql is None:
+        query = model.objects.using(alias).filter(pk=pk, status=status).query.chain(UpdateQuery)
+        query.add_update_values(changes)
+        sql, compiled = query.get_compiler(alias).as_sql()
+        # Reused only if binding the values ourselves gives what Django bound.
+        _UPDATE_SQL[key] = sql = sql if list(compiled) == params else ""
+    if not sql:
+        return model.objects.using(alias).filter(pk=pk, status=status).update(**changes)
+    with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
 def record_success(model: type, row: Any, resource: Any) -> Outcome:
     """Store the platform id and status the platform answered with."""
     now = timezone.now()
@@ -152,7 +185,7 @@ def record_success(model: type, row: Any, resource: Any) -> Outcome:
     changes = status_changes(Status.SENDING, new, now, resource.failure)
     changes.update(platform_id=resource.id, last_error="", send_task_id="")
     try:
-        updated = model.objects.filter(pk=row.pk, status=Status.SENDING).update(**changes)
+        updated = update_in_status(model, row.pk, Status.SENDING, changes)
     except IntegrityError:
         # Another row already holds this platform id: only possible if the
         # same idempotency key was used twice, which claim() prevents.

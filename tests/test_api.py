@@ -7,6 +7,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from hypothesis import given
+from hypothesis import strategies as st
 
 import django_mmc
 from django_mmc.models import Dialogue, Message, Notification, Recipient
@@ -194,3 +196,31 @@ def test_campaign_contexts_per_recipient(directory):
     with pytest.raises(ValidationError):
         django_mmc.send_notifications(["+353861234567", "+353861234568"], "order_shipped",
                                       [{"first_name": "Ann"}])
+
+
+def test_a_campaign_is_handed_over_in_even_batches_of_at_most_send_batch_size(
+        directory, settings, monkeypatch, django_capture_on_commit_callbacks):
+    from django_mmc import tasks
+
+    sent: list[list[int]] = []
+    monkeypatch.setattr(tasks.send_notification_batch, "apply_async",
+                        lambda args, **options: sent.append(args[0]))
+    settings.MMC = {**settings.MMC, "SEND_BATCH_SIZE": 25}
+    numbers = [f"+3538612{index:05d}" for index in range(30)]
+    with django_capture_on_commit_callbacks(execute=True):
+        django_mmc.send_notifications(numbers, "otp", {"code": "1"})
+    assert [len(batch) for batch in sent] == [15, 15]
+    assert sorted(pk for batch in sent for pk in batch) == sorted(
+        Notification.objects.values_list("pk", flat=True))
+
+
+@given(count=st.integers(min_value=0, max_value=400), size=st.integers(min_value=1, max_value=60))
+def test_batches_keep_every_pk_once_in_order_and_even(count, size):
+    from django_mmc.dispatch import batches
+
+    pks = list(range(count))
+    out = batches(pks, size)
+    assert [pk for batch in out for pk in batch] == pks
+    assert len(out) == -(-count // size)
+    assert all(1 <= len(batch) <= size for batch in out)
+    assert max(map(len, out), default=0) - min(map(len, out), default=0) <= 1

@@ -202,6 +202,8 @@ def test_unusable_webhook_secrets(settings: Any, secrets: Any) -> None:
         ("WEBHOOK_MAX_BODY_SIZE", 0, "django_mmc.E011"),
         ("WEBHOOK_EVENT_RETENTION_DAYS", None, "django_mmc.E011"),
         ("BULK_CHUNK_SIZE", 0, "django_mmc.E011"),
+        ("SEND_BATCH_SIZE", 0, "django_mmc.E011"),
+        ("SEND_BATCH_SIZE", 2.5, "django_mmc.E011"),
         ("TOKEN_REFRESH_MARGIN", -1, "django_mmc.E011"),
         ("POLL_BATCH_SIZE", 0, "django_mmc.E011"),
         ("POLL_BATCH_SIZE", 101, "django_mmc.E011"),
