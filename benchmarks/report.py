@@ -85,6 +85,10 @@ def details(results: dict[str, Any]) -> list[str]:
             r = hooks[key]
             out.append(f"| {key} | {r['per_second']} | {r['p50_ms']} | {r['p99_ms']} | "
                        f"{r['server_cpu_ms_per_request']} |")
+        if hooks.get("cycle_ratios"):
+            out += ["", f"Ratio per cycle: {', '.join(map(str, hooks['cycle_ratios']))} "
+                        f"(median {hooks['ratio']}; all requests together "
+                        f"{hooks['overall_ratio']})."]
         out.append("")
     polling = results.get("polling")
     if polling and "error" not in polling:

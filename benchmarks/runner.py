@@ -26,7 +26,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"send": 2000, "token": 200, "per_send_sample": 20, "bulk": 10_000,
-             "poll": 10_000, "webhooks": 3000, "memory": 100_000, "admin": (50, 500),
+             "poll": 10_000, "webhooks": 3200, "memory": 100_000, "admin": (50, 500),
              "priority": 10_000},
     "quick": {"send": 200, "token": 50, "per_send_sample": 10, "bulk": 2000,
               "poll": 1000, "webhooks": 400, "memory": 10_000, "admin": (50, 500),

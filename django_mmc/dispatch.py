@@ -101,10 +101,19 @@ def enqueue_on_commit(kind: str, pk: int, *, priority: str | None = None) -> Non
     transaction.on_commit(partial(enqueue, kind, pk, priority=priority), robust=True)
 
 
-def on_commit(func, *args, **kwargs) -> None:
-    """Run ``func`` after the current transaction commits (now, outside one);
-    a failing callback is logged and does not stop the others."""
-    transaction.on_commit(partial(func, *args, **kwargs), robust=True)
+def on_commit(func, *args, using: str | None = None, **kwargs) -> None:
+    """Run ``func`` after the current transaction on ``using`` commits (now,
+    outside one); a failing callback is logged and does not stop the others.
+    This is ``transaction.on_commit(..., robust=True)`` without building a
+    callback when there is no transaction to wait for (every webhook)."""
+    connection = transaction.get_connection(using)
+    if connection.in_atomic_block or not connection.get_autocommit():
+        transaction.on_commit(partial(func, *args, **kwargs), using=using, robust=True)
+        return
+    try:
+        func(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - as Django's robust callbacks
+        logger.exception("django_mmc: a callback after commit failed: %r", func)
 
 
 #: Set while a batch of webhook events is waiting for a worker.

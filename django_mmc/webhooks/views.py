@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from functools import partial
 from io import BytesIO
 from typing import Any
 
@@ -162,8 +161,7 @@ class WebhookView(APIView):
             "occurred_at": occurred_at, "subject_id": subject_id(event),
         }, using=alias)
         if pk is not None:  # new: a worker takes it once it is committed
-            transaction.on_commit(partial(dispatch.hand_over_event, pk), using=alias,
-                                  robust=True)
+            dispatch.on_commit(dispatch.hand_over_event, pk, using=alias)
         # The same small document every time: a plain response spares the
         # renderer on the hot path. A repeat delivery is 200 and changes nothing.
         return HttpResponse(ACKNOWLEDGEMENT, content_type=contract.JSONAPI_MEDIA_TYPE,
