@@ -75,6 +75,10 @@ def details(results: dict[str, Any]) -> list[str]:
                 f"| {r['ratio']} | {mmc['cpu_ms_per_notification']} "
                 f"({mmc['worker_cpu_ms_per_notification']} + "
                 f"{mmc['create_cpu_ms_per_notification']}) | {mmc['token_requests']} |")
+        raw = send["latency_0ms"]["raw"]
+        out += ["", "For scale (the CPU budget is in absolute milliseconds, so it depends on "
+                f"the machine): one plain `requests` POST cost the raw loops "
+                f"{raw['client_cpu_ms_per_request']} ms of CPU on this machine at 0 ms."]
         out.append("")
     hooks = results.get("webhooks")
     if hooks and "error" not in hooks and hooks.get("available") is not False:

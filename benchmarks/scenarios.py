@@ -569,7 +569,7 @@ def scenario_webhooks(run: Run) -> dict[str, Any]:
         }
     answered = (summary["bare"]["statuses"] == {"204": summary["bare"]["requests"]}
                 and summary["django_mmc"]["statuses"] == {"202": summary["django_mmc"]["requests"]})
-    ratio = statistics.median(cycles)
+    ratio = round(statistics.median(cycles), 3)
     return {
         "server": "gunicorn, 4 worker processes (gthread, 1 thread each, keep-alive), "
                   "127.0.0.1, full middleware stack",

@@ -36,6 +36,7 @@ from .models import ChannelGroup, Dialogue, Message, Notification, Recipient, We
 from .sending import _mark_closed, fire_status_changed, status_changes
 from .status import (
     ACTIVE_DIALOGUE_STATUSES,
+    STATUS_VALUES,
     ClosedBy,
     DialogueStatus,
     Direction,
@@ -135,7 +136,7 @@ def apply_status(model: type, platform_id: str, new: str, failure: Any,
     """Move the row with ``platform_id`` forward to ``new`` if that is forward.
     Returns ``WAITING`` when the row is not known yet. For a dialogue message,
     ``agent_key`` must be its dialogue's agent."""
-    if new not in Status.values:
+    if new not in STATUS_VALUES:
         raise EventError(f"Unknown status {new!r}.")
     fields = ["pk", "status"] + (["dialogue__agent_key"] if agent_key else [])
     for _ in range(5):  # re-read if a concurrent update moved the row meanwhile

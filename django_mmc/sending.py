@@ -41,6 +41,7 @@ from .exceptions import (
 )
 from .models import Dialogue, Message, Notification, WebhookEvent
 from .status import (
+    STATUS_VALUES,
     TIMESTAMP_FIELDS,
     DialogueStatus,
     Direction,
@@ -82,7 +83,7 @@ def retry_delay(attempt: int, error: BaseException | None = None) -> float:
 def status_changes(old: str, new: str, now: Any, failure: Any = None) -> dict[str, Any]:
     """The field updates for moving a row from ``old`` to ``new``."""
     changes: dict[str, Any] = {"status": new, "status_changed_at": now, "updated_at": now}
-    stamp = TIMESTAMP_FIELDS.get(Status(new)) if new in Status.values else None
+    stamp = TIMESTAMP_FIELDS.get(Status(new)) if new in STATUS_VALUES else None
     if stamp:
         changes[stamp] = now
     if failure is not None:
@@ -181,7 +182,7 @@ def update_in_status(model: type, pk: int, status: str, changes: dict[str, Any])
 def record_success(model: type, row: Any, resource: Any) -> Outcome:
     """Store the platform id and status the platform answered with."""
     now = timezone.now()
-    new = resource.status if resource.status in Status.values else Status.ACCEPTED
+    new = resource.status if resource.status in STATUS_VALUES else Status.ACCEPTED
     changes = status_changes(Status.SENDING, new, now, resource.failure)
     changes.update(platform_id=resource.id, last_error="", send_task_id="")
     try:

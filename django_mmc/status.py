@@ -58,6 +58,9 @@ POLLABLE_STATUSES = (Status.ACCEPTED, Status.SENT, Status.DELIVERED)
 UNSENT_STATUSES = (Status.QUEUED, Status.SENDING)
 FAILURE_STATUSES = frozenset({Status.FAILED, Status.EXPIRED, Status.REFUSED, Status.ERROR})
 
+#: Every status value (``Status.values`` builds a new list on each use).
+STATUS_VALUES = frozenset(Status.values)
+
 #: The timestamp field each status stamps when it is reached.
 TIMESTAMP_FIELDS = {
     Status.ACCEPTED: "accepted_at",
@@ -72,13 +75,13 @@ TIMESTAMP_FIELDS = {
 
 
 def rank(status: str) -> int:
-    return _RANK.get(Status(status), 0) if status in Status.values else 0
+    return _RANK.get(Status(status), 0) if status in STATUS_VALUES else 0
 
 
 def can_advance(old: str, new: str) -> bool:
     """Whether a row in ``old`` may move to ``new``: never out of a final
     status, never backwards, never sideways."""
-    if old in FINAL_STATUSES or new not in Status.values:
+    if old in FINAL_STATUSES or new not in STATUS_VALUES:
         return False
     return rank(new) > rank(old)
 
