@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterable
 from functools import partial
+from typing import Any
 
 from django.db import transaction
 
@@ -90,7 +91,7 @@ def enqueue_batches(pks: list[int], *, priority: str | None = None) -> int:
 
 
 def enqueue_batches_on_commit(pks: list[int], *, priority: str | None = None) -> None:
-    transaction.on_commit(partial(enqueue_batches, pks, priority=priority), robust=True)
+    on_commit(enqueue_batches, pks, priority=priority)
 
 
 def enqueue_many(kind: str, pks: Iterable[int], *, priority: str | None = None) -> int:
@@ -98,7 +99,17 @@ def enqueue_many(kind: str, pks: Iterable[int], *, priority: str | None = None) 
 
 
 def enqueue_on_commit(kind: str, pk: int, *, priority: str | None = None) -> None:
-    transaction.on_commit(partial(enqueue, kind, pk, priority=priority), robust=True)
+    on_commit(enqueue, kind, pk, priority=priority)
+
+
+def _callback(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``func`` bound to its arguments (a ``functools.partial``, so tests can
+    see what was scheduled), with the ``__qualname__`` Django's robust
+    callbacks log a failure under: a bare partial has none, and the log line
+    itself would raise."""
+    callback = partial(func, *args, **kwargs)
+    callback.__qualname__ = getattr(func, "__qualname__", type(func).__qualname__)
+    return callback
 
 
 def on_commit(func, *args, using: str | None = None, **kwargs) -> None:
@@ -108,7 +119,7 @@ def on_commit(func, *args, using: str | None = None, **kwargs) -> None:
     callback when there is no transaction to wait for (every webhook)."""
     connection = transaction.get_connection(using)
     if connection.in_atomic_block or not connection.get_autocommit():
-        transaction.on_commit(partial(func, *args, **kwargs), using=using, robust=True)
+        transaction.on_commit(_callback(func, args, kwargs), using=using, robust=True)
         return
     try:
         func(*args, **kwargs)
