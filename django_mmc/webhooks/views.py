@@ -7,7 +7,8 @@ One endpoint per configured agent (``webhooks/<agent key>/``). In order:
    the agent (rotation), in constant time (401), before anything is parsed;
 3. the body is parsed as a JSON:API ``events`` document (4xx on any problem);
 4. the event is stored (a duplicate delivery finds it stored and changes
-   nothing) and handed to a worker after commit; the answer is 202.
+   nothing, answered 200) and handed to a worker after commit; the answer is
+   202.
 
 Everything else (updating notifications, messages and dialogues) happens in
 :func:`django_mmc.events.process_event`, so the platform gets its answer fast
@@ -190,7 +191,9 @@ class WebhookView(APIView):
         body = request._request.read(limit + 1)  # bounded, whatever the header said
         if len(body) > limit:
             raise PayloadTooLarge()
-        request._request._body = body  # the parser reads the same bytes
+        # Whoever reads the request after us (an error reporter, a logging
+        # middleware) finds the same bytes.
+        request._request._body = body
         request._request._stream = BytesIO(body)
         return body
 
