@@ -81,8 +81,9 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def decode_body(content_type: str | None, body: bytes) -> Any:
-    """The JSON document of a webhook body that has passed the signature check.
+def decode_body(content_type: str | None, body: bytes) -> tuple[str, Any]:
+    """The text and the JSON document of a webhook body that has passed the
+    signature check.
 
     The body must be declared as the JSON:API media type (parameters such as
     ``charset`` are tolerated; another type, a wildcard or none is 415) and be
@@ -93,7 +94,8 @@ def decode_body(content_type: str | None, body: bytes) -> Any:
     if media_type != contract.JSONAPI_MEDIA_TYPE:
         raise exceptions.UnsupportedMediaType(media_type or _("none"))
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_no_constants)
+        text = body.decode("utf-8")
+        return text, json.loads(text, parse_constant=_no_constants)
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError included
         raise exceptions.ParseError(_("JSON parse error - %(error)s") % {"error": err}) from None
     except RecursionError:  # nested deeper than the json module goes
@@ -148,18 +150,19 @@ class WebhookView(APIView):
                            agent_key, "wrong" if signature else "missing",
                            request.META.get("REMOTE_ADDR"))
             raise BadSignature(_("The X-MMC-Signature header is missing or wrong."))
-        document = decode_body(request.META.get("CONTENT_TYPE"), body)
+        text, document = decode_body(request.META.get("CONTENT_TYPE"), body)
         try:
             event = jsonapi.parse_event(document)
             occurred_at = in_utc(event.occurred_at)
         except (ValueError, OverflowError) as err:  # DocumentError, or a bad occurredAt
             raise exceptions.ParseError(str(err)) from None
-        self._check_storable(document, event)
+        subject = subject_id(event)
+        self._check_storable(document, event, subject)
         alias = router.db_for_write(WebhookEvent)
         pk = insert_event({
             "event_id": event.id, "agent_key": agent_key, "event_type": event.event_type[:64],
-            "body": body.decode("utf-8"), "signature": (signature or "")[:128],
-            "occurred_at": occurred_at, "subject_id": subject_id(event),
+            "body": text, "signature": (signature or "")[:128],
+            "occurred_at": occurred_at, "subject_id": subject,
         }, using=alias)
         if pk is not None:  # new: a worker takes it once it is committed
             dispatch.on_commit(dispatch.hand_over_event, pk, using=alias)
@@ -168,7 +171,7 @@ class WebhookView(APIView):
         return HttpResponse(ACKNOWLEDGEMENT, content_type=contract.JSONAPI_MEDIA_TYPE,
                             status=status.HTTP_200_OK if pk is None else status.HTTP_202_ACCEPTED)
 
-    def _check_storable(self, document: Mapping[str, Any], event: Any) -> None:
+    def _check_storable(self, document: Mapping[str, Any], event: Any, subject: str) -> None:
         """The event id is the deduplication key: a non-empty string (JSON:API
         ids are strings; ``null`` or ``{}`` would be stored as ``"None"`` or
         ``"{}"`` and every later such event dropped as a duplicate)."""
@@ -176,7 +179,7 @@ class WebhookView(APIView):
         if not isinstance(raw_id, str) or not raw_id or len(raw_id) > 128:
             raise exceptions.ParseError(
                 _("The event id must be a string of 1 to 128 characters."))
-        if not all(_storable(text) for text in (event.id, event.event_type, subject_id(event))):
+        if not all(_storable(text) for text in (event.id, event.event_type, subject)):
             raise exceptions.ParseError(
                 _("The event id, eventType or a relationship id contains control characters."))
 
