@@ -114,17 +114,8 @@ def _callback(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 def on_commit(func, *args, using: str | None = None, **kwargs) -> None:
     """Run ``func`` after the current transaction on ``using`` commits (now,
-    outside one); a failing callback is logged and does not stop the others.
-    This is ``transaction.on_commit(..., robust=True)`` without building a
-    callback when there is no transaction to wait for (every webhook)."""
-    connection = transaction.get_connection(using)
-    if connection.in_atomic_block or not connection.get_autocommit():
-        transaction.on_commit(_callback(func, args, kwargs), using=using, robust=True)
-        return
-    try:
-        func(*args, **kwargs)
-    except Exception:  # noqa: BLE001 - as Django's robust callbacks
-        logger.exception("django_mmc: a callback after commit failed: %r", func)
+    outside one); a failing callback is logged and does not stop the others."""
+    transaction.on_commit(_callback(func, args, kwargs), using=using, robust=True)
 
 
 #: Set while a batch of webhook events is waiting for a worker.

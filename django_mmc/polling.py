@@ -89,16 +89,17 @@ def apply_batch(rows: list[tuple[int, str, str]], remote: dict) -> int:
     return changed
 
 
-def _quiet_dialogues(now: Any) -> Any:
+def _quiet_dialogues(now: Any) -> tuple[Any, Any]:
+    """Dialogues the platform has that had no news for ``POLL_AFTER``, and
+    the moment that makes news stale."""
     stale = now - timedelta(seconds=mmc_settings.POLL_AFTER)
-    return Dialogue.objects.filter(platform_id__isnull=False, updated_at__lt=stale)
+    return Dialogue.objects.filter(platform_id__isnull=False, updated_at__lt=stale), stale
 
 
 def dialogues_due_for_poll(now: Any = None) -> Any:
     """Open (or closing) dialogues with no news and no poll for ``POLL_AFTER``."""
-    now = now or timezone.now()
-    stale = now - timedelta(seconds=mmc_settings.POLL_AFTER)
-    return _quiet_dialogues(now).filter(
+    quiet, stale = _quiet_dialogues(now or timezone.now())
+    return quiet.filter(
         Q(checked_at__isnull=True) | Q(checked_at__lt=stale),
         status__in=(DialogueStatus.OPEN, DialogueStatus.CLOSING),
     ).order_by("checked_at", "pk")
@@ -109,7 +110,8 @@ def dialogues_due_for_last_look(now: Any = None) -> Any:
     that nobody has polled since they closed (the index
     ``mmc_dialogue_last_look_idx`` holds just those)."""
     now = now or timezone.now()
-    return _quiet_dialogues(now).filter(
+    quiet, _ = _quiet_dialogues(now)
+    return quiet.filter(
         Q(checked_at__isnull=True) | Q(checked_at__lte=F("closed_at")),
         status=DialogueStatus.CLOSED,
         closed_at__gt=now - timedelta(seconds=mmc_settings.POLL_MAX_AGE),
