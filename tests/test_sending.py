@@ -18,6 +18,7 @@ from django_mmc.directory import sync_directory
 from django_mmc.models import Notification
 from django_mmc.polling import poll_notifications
 from django_mmc.status import Status
+from tests.markers import needs_postgresql
 
 
 @pytest.fixture
@@ -64,6 +65,7 @@ def test_a_second_claim_of_a_row_being_sent_sends_nothing(synced):
 
 
 @pytest.mark.django_db(transaction=True)
+@needs_postgresql
 def test_two_workers_racing_for_one_notification_make_one_call(sandbox, settings):
     sync_directory()
     sandbox.faults.slow_seconds = 0.5

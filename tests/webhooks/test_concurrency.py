@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 import requests
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 
 from django_mmc.events import process_event
 from django_mmc.models import ChannelGroup, Dialogue, Message, Recipient, WebhookEvent
 from django_mmc.sending import _opened
 from django_mmc.status import DialogueStatus
 from django_mmc.testing import build_event, signed_delivery
+from tests.markers import needs_postgresql
 
 from .cases import SECRETS, WebhookCase, load_event
 
@@ -71,11 +72,6 @@ def post_at_once(url: str, body: bytes, headers: dict[str, str], copies: int = 2
     for thread in threads:
         thread.join(15)
     return answers
-
-
-#: Concurrent writers need a real server (SQLite serialises whole transactions).
-needs_postgresql = pytest.mark.skipif(connection.vendor != "postgresql",
-                                      reason="needs concurrent connections: PostgreSQL")
 
 
 @needs_postgresql

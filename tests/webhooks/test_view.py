@@ -16,6 +16,7 @@ from django_mmc.events import process_event
 from django_mmc.models import WebhookEvent
 from django_mmc.signing import sign, verify
 from django_mmc.testing import build_event
+from tests.markers import needs_postgresql
 
 from .cases import SECRETS, WebhookCase, encode, load_event
 
@@ -454,6 +455,7 @@ class TestHostSettings(WebhookCase):
         names = [b"process_pending_events" in t for t in private_queue.tasks()]
         assert names.count(True) == 2  # plus a retrying task per WAITING event
 
+    @needs_postgresql
     def test_a_batch_task_lingers_for_late_events(
         self, transactional_db: Any, private_queue: Any
     ) -> None:
