@@ -23,7 +23,9 @@ from collections.abc import Mapping
 from io import BytesIO
 from typing import Any
 
+import django
 from django.db import IntegrityError, connections, router, transaction
+from django.db.backends.utils import CursorWrapper
 from django.http import Http404, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -266,9 +268,34 @@ def _insert_sql(db: Any, alias: str, names: list[str]) -> str:
 
 def _driver_cursor(db: Any) -> bool:
     """Whether the insert may bypass Django's cursor wrapper (connecting if
-    need be): on psycopg 3, when no query log or execute wrapper would miss
-    it."""
-    if psycopg is None or db.vendor != "postgresql" or db.queries_logged or db.execute_wrappers:
+    need be): on psycopg 3, when nothing would miss it (see :func:`_watched`)."""
+    if psycopg is None or db.vendor != "postgresql" or _watched(db):
         return False
     db.ensure_connection()
-    return isinstance(db.connection, psycopg.Connection)
+    return isinstance(db.connection, psycopg.Connection) and _django_code(
+        db.connection.cursor_factory)
+
+
+#: Where Django's own code lives: a method whose code is elsewhere was
+#: replaced by a tool that watches queries.
+_DJANGO_DIR = django.__path__[0]
+
+
+def _django_code(obj: Any) -> bool:
+    """Whether ``obj`` (a function, a method or a class) is Django's own."""
+    if isinstance(obj, type):
+        return obj.__module__.startswith("django.")
+    code = getattr(getattr(obj, "__func__", obj), "__code__", None)
+    return code is not None and code.co_filename.startswith(_DJANGO_DIR)
+
+
+def _watched(db: Any) -> bool:
+    """Whether anything watches this connection's queries: Django's query log
+    (``DEBUG``, ``CaptureQueriesContext``), an execute wrapper, or a tool that
+    replaced the methods queries go through, on the connection (a toolbar's
+    SQL panel) or on Django's cursor wrapper (an APM's SQL hook)."""
+    return bool(
+        db.queries_logged or db.execute_wrappers
+        or not all(_django_code(f) for f in (db.cursor, db.create_cursor, db.make_cursor,
+                                              CursorWrapper.execute, CursorWrapper._execute))
+    )
