@@ -217,9 +217,9 @@ def insert_event(values: dict[str, Any], using: str | None = None) -> int | None
     ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` rather than the ORM's
     (which costs more than the rest of the request); elsewhere it is the
     ORM's insert with the unique constraint as the judge. With psycopg 3 and
-    nobody watching the queries (no ``DEBUG``, no execute wrapper) it runs on
-    a plain psycopg cursor: values are bound by the server and the statement
-    is prepared as the connection's ``prepare_threshold`` says."""
+    nobody watching the queries (:func:`_watched`) it runs on a plain psycopg
+    cursor: values are bound by the server and the statement is prepared as
+    the connection's ``prepare_threshold`` says."""
     now = timezone.now()
     row = {**values, "received_at": now, "enqueued_at": now}
     alias = using or router.db_for_write(WebhookEvent)
