@@ -78,6 +78,12 @@ class Dialogue(models.Model):
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     last_inbound_at = models.DateTimeField(_("last message from recipient"), null=True,
                                            blank=True)
+    #: The staff user answering the dialogue (the support inbox's claim), so
+    #: two people do not answer the same customer; cleared when it closes.
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("assigned to"),
+    )
     checked_at = models.DateTimeField(_("last polled"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
