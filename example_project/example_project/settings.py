@@ -35,8 +35,6 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import django
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("DEMO_DATA_DIR") or BASE_DIR / ".demo")
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -141,12 +139,11 @@ def sqlite_database(path: Path) -> dict:
     # WAL lets readers and one writer work at once, IMMEDIATE transactions
     # take the write lock up front (no "database is locked" on upgrade), and
     # the timeout makes a writer wait for another instead of failing.
-    options: dict = {
+    options = {
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
     }
-    if django.VERSION >= (5, 1):
-        options["transaction_mode"] = "IMMEDIATE"
     return {"ENGINE": "django.db.backends.sqlite3", "NAME": path, "OPTIONS": options}
 
 
