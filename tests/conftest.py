@@ -118,6 +118,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from django.conf import settings
 
     needed = [("Redis", "127.0.0.1", 6379)]
+    if getattr(settings, "BROKER_KIND", "redis") == "rabbitmq":
+        needed.append(("RabbitMQ", "127.0.0.1", 5672))
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         needed.append(("PostgreSQL", settings.DATABASES["default"]["HOST"],
                        int(settings.DATABASES["default"]["PORT"])))
@@ -245,9 +247,13 @@ def purge_queue() -> None:
     import redis
     from django.conf import settings
 
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.delete(WORKER_QUEUE, "unacked", "unacked_index")
-    client.close()
+    from tests import broker
+
+    broker.purge(WORKER_QUEUE)
+    if broker.broker_kind() == "redis":  # tasks a killed worker had reserved
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+        client.delete("unacked", "unacked_index")
+        client.close()
 
 
 @pytest.fixture(scope="session")
@@ -328,29 +334,25 @@ def mmc_stack(transactional_db: Any, live_server: Any, sandbox: Any, celery_work
 def quiesce(timeout: float = 15) -> None:
     """Wait until the worker is done with this test's work, so the test
     database can be flushed (TRUNCATE) without deadlocking against it."""
-    import redis
-    from django.conf import settings
     from django.db import connection
 
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    from tests import broker
+
     deadline = time.monotonic() + timeout
     quiet_since = None
-    try:
-        while time.monotonic() < deadline:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')")
-                busy = cursor.fetchone()[0]
-            if busy == 0 and broker.llen(WORKER_QUEUE) == 0:
-                quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since > 0.3:
-                    return
-            else:
-                quiet_since = None
-            time.sleep(0.05)
-    finally:
-        broker.close()
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')")
+            busy = cursor.fetchone()[0]
+        if busy == 0 and broker.queue_length(WORKER_QUEUE) == 0:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > 0.3:
+                return
+        else:
+            quiet_since = None
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """Django settings for django_mmc's own test suite.
 
-The database is PostgreSQL unless DJANGO_MMC_TEST_DB=sqlite; the cache and the
-Celery broker are Redis. A Celery worker started by the tests uses these same
-settings, told by environment variables which test database and which MMC
-configuration (the sandbox's) to use.
+The database is PostgreSQL unless DJANGO_MMC_TEST_DB=sqlite; the cache is
+Redis, and so is the Celery broker unless DJANGO_MMC_TEST_BROKER=rabbitmq
+(RabbitMQ on loopback, or DJANGO_MMC_TEST_AMQP_URL). A Celery worker started
+by the tests uses these same settings, told by environment variables which
+test database and which MMC configuration (the sandbox's) to use.
 """
 
 import json
@@ -78,12 +79,21 @@ CACHES = {"default": {
     "KEY_PREFIX": os.environ.get("DJANGO_MMC_TEST_RUN", "local"),
 }}
 
-CELERY_BROKER_URL = f"{REDIS_URL}/{BROKER_DB}"
+#: Where the tests keep their own records (signals a worker sent): Redis,
+#: whichever broker carries the tasks.
+TEST_REDIS_URL = f"{REDIS_URL}/{BROKER_DB}"
+
+BROKER_KIND = os.environ.get("DJANGO_MMC_TEST_BROKER", "redis")
+if BROKER_KIND == "rabbitmq":
+    CELERY_BROKER_URL = os.environ.get("DJANGO_MMC_TEST_AMQP_URL",
+                                       "amqp://guest:guest@127.0.0.1:5672//")
+else:
+    CELERY_BROKER_URL = TEST_REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_DB_REUSE_MAX = 1000  # keep the worker's database connection between tasks
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("DJANGO_MMC_TEST_QUEUE", "django_mmc_tests")
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 _mmc_from_env = os.environ.get("DJANGO_MMC_TEST_MMC")

@@ -16,7 +16,7 @@ KEY = "django_mmc_tests:signals"
 def _redis() -> Any:
     import redis
 
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    return redis.Redis.from_url(settings.TEST_REDIS_URL)
 
 
 def _recorder(name: str):

@@ -113,16 +113,10 @@ def send_flood(count: int) -> list[int]:
 
 
 def queued_tasks() -> int:
-    import redis
-    from django.conf import settings
-
+    from tests import broker
     from tests.conftest import WORKER_QUEUE
 
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    try:
-        return broker.llen(WORKER_QUEUE)
-    finally:
-        broker.close()
+    return broker.queue_length(WORKER_QUEUE)
 
 
 def wait_for_the_worker(timeout: float) -> None:
