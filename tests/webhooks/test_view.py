@@ -1,5 +1,9 @@
-"""The webhook endpoint: size, then signature, then document, then store and
-enqueue on commit (CONTRACT.md section 8; field notes scenarios 20-29)."""
+"""The webhook endpoint, in the order it works: the body size (413), the
+signature over the raw body with secret rotation (401), the JSON:API document
+(415, 400), then the store and the hand-over after commit (202, and 200 for a
+repeat), as docs/webhooks.rst describes them; also the host settings it must
+survive (ATOMIC_REQUESTS, login-required middleware, CSRF) and the event
+fixtures. How the row is written is in test_storage.py."""
 
 from __future__ import annotations
 
