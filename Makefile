@@ -2,7 +2,7 @@
 #
 #   make demo         the example shop + MMC sandbox + Celery + dev server
 #   make demo-check   the same, unattended, on free ports: PASS/FAIL per step
-#   make test         install what the tests need and run the whole suite
+#   make test         the whole test matrix, each leg in a virtualenv of its own
 
 PYTHON ?= python3
 
@@ -18,9 +18,11 @@ demo:
 demo-check:
 	$(PYTHON) example_project/demo.py --check
 
-# The whole suite, exactly as CI runs it: creates .venv and installs the test
-# extras, starts PostgreSQL and Redis if they are installed but down, installs
-# Debian's Chromium for the browser tests when run as root, checks lint and
-# migrations, then runs pytest on SQLite and on PostgreSQL. ARGS go to pytest.
+# The matrix, exactly as CI runs it (scripts/run-tests says what each leg
+# runs): Python 3.13 + Django 6.1 on PostgreSQL and Redis (lint, migrations,
+# docs, deprecations, the whole suite, the packaging tests), Python 3.10 +
+# Django 5.2 on SQLite and PostgreSQL, Python 3.12 + Django 6.0, and the
+# integration tests on RabbitMQ. Starts the services that are installed but
+# down. LEGS="main" runs some legs only; ARGS go to every pytest run.
 test:
-	bash scripts/run-tests $(ARGS)
+	LEGS="$(LEGS)" bash scripts/run-tests $(ARGS)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure PostgreSQL and Redis answer on loopback, starting them when they
-# are installed on this machine but not running. With CI=true a service that
+# Makes sure PostgreSQL and Redis (and RabbitMQ, with NEED_RABBITMQ=1) answer
+# on loopback, starting them when they are installed here but not running. With CI=true a service that
 # still cannot be reached fails the run; elsewhere the tests that need it skip.
 set -uo pipefail
 
@@ -30,9 +30,20 @@ if ! up 6379; then
     wait_for 6379 || echo "Redis did not come up"
 fi
 
+if [ "${NEED_RABBITMQ:-0}" = "1" ] && ! up 5672; then
+    echo "RabbitMQ is down; starting it"
+    if command -v rabbitmq-server >/dev/null 2>&1; then
+        rabbitmq-server -detached || true
+    fi
+    # RabbitMQ takes a while to boot.
+    for _ in $(seq 1 120); do up 5672 && break; sleep 0.5; done
+    up 5672 || echo "RabbitMQ did not come up"
+fi
+
 missing=()
 up 5432 || missing+=(PostgreSQL)
 up 6379 || missing+=(Redis)
+if [ "${NEED_RABBITMQ:-0}" = "1" ]; then up 5672 || missing+=(RabbitMQ); fi
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "${CI:-}" = "true" ]; then
         echo "CI=true and ${missing[*]} cannot be reached: failing." >&2
@@ -40,5 +51,5 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     echo "Not reachable: ${missing[*]}; the tests that need them will be skipped."
 else
-    echo "PostgreSQL and Redis are up."
+    echo "Up: PostgreSQL, Redis$([ "${NEED_RABBITMQ:-0}" = "1" ] && echo ", RabbitMQ")."
 fi
