@@ -173,7 +173,10 @@ class WebhookDispatcher:
         workers: int,
         agent_target: Callable[[str], tuple[str | None, str] | None],
         on_log: Callable[[dict[str, Any], int], None],
+        wire: Any = contract,
     ) -> None:
+        # The signature header and scheme come from the wire, like every name.
+        self._wire = wire
         self._scheduler = scheduler
         self._activity = activity
         self._faults = faults
@@ -290,8 +293,8 @@ class WebhookDispatcher:
             return
         url, secret = target
         headers = {
-            "Content-Type": contract.JSONAPI_MEDIA_TYPE,
-            contract.SIGNATURE_HEADER: sign(delivery.body, secret),
+            "Content-Type": self._wire.JSONAPI_MEDIA_TYPE,
+            self._wire.SIGNATURE_HEADER: sign(delivery.body, secret),
             "User-Agent": "mmc-sandbox",
         }
         status_code: int | None = None

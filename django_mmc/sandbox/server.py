@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import copy
 import logging
-import socket
 import threading
 from collections.abc import Mapping, Sequence
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -44,65 +42,14 @@ from .defaults import (
 from .delivery import Activity, Scheduler, WebhookDispatcher
 from .faults import Faults
 from .handler import Handler
+from .listener import ConnectionServer, server_for
+from .oauth import TokenEndpoint
+from .routes import build_routes
 from .state import Agent, Platform, load_fixtures
 
 logger = logging.getLogger("django_mmc.sandbox")
 
 Latency = float | tuple[float, float]
-
-
-class _Server(ThreadingHTTPServer):
-    """A threading server that can close its kept-alive connections.
-
-    ``ThreadingHTTPServer`` alone leaves connection threads blocked on idle
-    keep-alive sockets after ``shutdown()``; :meth:`close_connections` shuts
-    those sockets so every thread ends and can be joined.
-    """
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256
-
-    def __init__(self, address: tuple[str, int], handler: type[Handler]) -> None:
-        self._connections: dict[socket.socket, threading.Thread] = {}
-        self._connections_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self.process_request_thread,
-            args=(request, client_address),
-            name="mmc-sandbox-connection",
-            daemon=True,
-        )
-        with self._connections_lock:
-            self._connections[request] = thread
-        thread.start()
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.pop(request, None)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that went away mid-answer is normal, not worth a traceback.
-        logger.debug("MMC sandbox: connection from %s failed", client_address, exc_info=True)
-
-    def close_connections(self, timeout: float) -> None:
-        with self._connections_lock:
-            connections = list(self._connections.items())
-        for sock, _ in connections:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for _, thread in connections:
-            if thread is not threading.current_thread():
-                thread.join(timeout)
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
 
 
 class Sandbox:
@@ -184,6 +131,11 @@ class Sandbox:
             notification_agent = next(iter(configured))
         self.fixtures_path = Path(fixtures) if fixtures is not None else DEFAULT_FIXTURES
 
+        #: The wire vocabulary every part reads (paths, query grammar, type and
+        #: event names, status words, the signature header): the contract.
+        self.wire = contract
+        self.routes = build_routes(self.wire)
+        self.token_endpoint = TokenEndpoint.from_wire(OAUTH_PATH, oauth_flow, self.wire)
         self.faults = Faults()
         self._activity = Activity()
         self._scheduler = Scheduler()
@@ -199,6 +151,7 @@ class Sandbox:
             rate_limit=rate_limit,
             on_event=self._emit,
             on_progress=self._schedule_progress,
+            wire=self.wire,
         )
         self._dispatcher = WebhookDispatcher(
             scheduler=self._scheduler,
@@ -208,8 +161,9 @@ class Sandbox:
             workers=webhook_workers,
             agent_target=self._agent_target,
             on_log=self._log_webhook,
+            wire=self.wire,
         )
-        self._server: _Server | None = None
+        self._server: ConnectionServer | None = None
         self._thread: threading.Thread | None = None
         self._lifecycle = threading.Lock()
 
@@ -220,9 +174,8 @@ class Sandbox:
         with self._lifecycle:
             if self._server is not None:
                 raise RuntimeError("this Sandbox is already started")
-            server_class = _Server6 if ":" in self.host else _Server
             handler = type("SandboxHandler", (Handler,), {"sandbox": self})
-            server = server_class((self.host, self.port), handler)
+            server = server_for(self.host)((self.host, self.port), handler)
             self._server = server
             self.port = server.server_address[1]
             self.platform.base_url = self.url
@@ -295,12 +248,12 @@ class Sandbox:
 
     @property
     def token_url(self) -> str:
-        return contract.token_url(self.oauth_base_url, self.oauth_flow)
+        return self.url + self.token_endpoint.target
 
     @property
     def organisation_url(self) -> str:
         """The root of every organisation-scoped path."""
-        return contract.organisation_url(self.url, self.organisation_id)
+        return self.routes.organisation_url(self.url, self.organisation_id)
 
     def mmc_settings(self, **overrides: Any) -> dict[str, Any]:
         """A ready value for Django's ``MMC`` setting pointing at this sandbox.
