@@ -19,15 +19,22 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import contract
+
 #: Kinds that answer an API request.
 HTTP_KINDS = ("429", "500", "502", "503", "slow", "expire_token")
 #: Kinds that act on webhook deliveries.
 WEBHOOK_KINDS = ("drop_webhook", "duplicate_webhook")
 KINDS = HTTP_KINDS + WEBHOOK_KINDS
 
-# Injected faults without a path only hit the organisation API, so a fault
-# meant for "the next send" is not swallowed by the token request before it.
-_DEFAULT_SCOPE = "/organisations/"
+
+def api_scope(organisation_prefix: str = contract.ORGANISATION_PREFIX) -> str:
+    """The fixed start of every organisation API path, e.g. ``/organisations/``.
+
+    Injected faults without a path only hit the organisation API, so a fault
+    meant for "the next send" is not swallowed by the token request before it.
+    """
+    return organisation_prefix.partition("{")[0]
 
 
 @dataclass
@@ -41,11 +48,11 @@ class InjectedFault:
     retry_after: int
     _pattern: re.Pattern[str] | None = field(default=None, repr=False)
 
-    def matches_request(self, method: str, path: str) -> bool:
+    def matches_request(self, method: str, path: str, scope: str) -> bool:
         if self.method is not None and self.method.upper() != method:
             return False
         if self.path is None:
-            return _DEFAULT_SCOPE in path
+            return scope in path
         return self._matches(path)
 
     def matches_event(self, event_type: str) -> bool:
@@ -88,7 +95,9 @@ class WebhookFault:
 class Faults:
     """The sandbox's fault switchboard (``Sandbox.faults``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, scope: str | None = None) -> None:
+        #: Where faults without a path apply: the organisation API's paths.
+        self.scope = api_scope() if scope is None else scope
         self._lock = threading.Lock()
         self._random = random.Random()
         self._reset()
@@ -210,11 +219,11 @@ class Faults:
         with self._lock:
             if self._injected:
                 fault = self._take(
-                    lambda f: f.kind in HTTP_KINDS and f.matches_request(method, path)
+                    lambda f: f.kind in HTTP_KINDS and f.matches_request(method, path, self.scope)
                 )
                 if fault is not None:
                     return HttpFault(fault.kind, fault.retry_after, self.slow_seconds)
-            if _DEFAULT_SCOPE not in path:
+            if self.scope not in path:
                 return None
             roll = self._random.random
             for kind, rate in (

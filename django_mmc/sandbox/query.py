@@ -14,8 +14,9 @@ from .defaults import DEFAULT_PAGE_SIZE
 from .state import Page
 from .state.errors import bad_request
 
-PAGE_NUMBER = "page[number]"
-PAGE_SIZE = "page[size]"
+PAGE_FAMILY = "page["
+PAGE_NUMBER = PAGE_FAMILY + "number]"
+PAGE_SIZE = PAGE_FAMILY + "size]"
 INCLUDE = "include"
 
 
@@ -68,7 +69,7 @@ class ListQuery:
         number = self._whole_number(PAGE_NUMBER, 1, None)
         size = self._whole_number(PAGE_SIZE, default_size, contract.MAX_PAGE_SIZE)
         # Any other page[...] parameter belongs to another grammar: links drop it.
-        kept = [(k, v[0]) for k, v in self.values.items() if not k.startswith("page[")]
+        kept = [(k, v[0]) for k, v in self.values.items() if not k.startswith(PAGE_FAMILY)]
 
         def link(page_number: int) -> str:
             pairs = [*kept, (PAGE_NUMBER, str(page_number)), (PAGE_SIZE, str(size))]

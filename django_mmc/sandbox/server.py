@@ -40,7 +40,7 @@ from .defaults import (
     OAUTH_PATH,
 )
 from .delivery import Activity, Scheduler, WebhookDispatcher
-from .faults import Faults
+from .faults import Faults, api_scope
 from .handler import Handler
 from .listener import ConnectionServer, server_for
 from .oauth import TokenEndpoint
@@ -136,7 +136,7 @@ class Sandbox:
         self.wire = contract
         self.routes = build_routes(self.wire)
         self.token_endpoint = TokenEndpoint.from_wire(OAUTH_PATH, oauth_flow, self.wire)
-        self.faults = Faults()
+        self.faults = Faults(scope=api_scope(self.routes.organisation_prefix))
         self._activity = Activity()
         self._scheduler = Scheduler()
         self.platform = Platform(

@@ -149,7 +149,7 @@ class Notification(Delivered):
 class Message(Delivered):
     dialogue_id: str = ""
     agent_id: str = ""
-    direction: str = contract.DIRECTION_OUTBOUND
+    direction: str = ""
     text: str | None = None
     template_id: str | None = None
     context: dict[str, str] | None = None
@@ -165,7 +165,7 @@ class Dialogue:
     channel_type: str
     initiated_by: str
     opened_at: str
-    status: str = contract.DIALOGUE_OPEN
+    status: str
     closed_at: str | None = None
     closed_by: str | None = None
     idempotency_key: str | None = None
