@@ -36,6 +36,7 @@ CHECK_IDS = {
     "django_mmc.W003": "The cache is local to one process: no shared token or rate limit.",
     "django_mmc.W004": "A platform URL uses plain http to a host that is not local.",
     "django_mmc.W005": "No Celery broker is configured in this process.",
+    "django_mmc.W006": "A worker shares a SQLite database that is not set up for it.",
 }
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "testserver"}
@@ -75,6 +76,7 @@ def check_mmc_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | W
     messages += _check_unknown_keys(conf)
     messages += _check_visibility_timeout(conf)
     messages += _check_celery_app()
+    messages += _check_sqlite_for_workers()
     return messages
 
 
@@ -313,4 +315,47 @@ def _check_celery_app() -> list[Warning]:
         "Load your Celery app when Django starts, as Celery's Django guide shows: "
         "'from .celery import app as celery_app' in your project package's __init__.py, "
         "with CELERY_BROKER_URL in the settings.",
+    )]
+
+
+#: What a SQLite file needs before a web process and a worker can both write to
+#: it: WAL (readers do not block the writer), a busy timeout (a writer waits
+#: for the other instead of failing) and IMMEDIATE transactions (the write lock
+#: is taken at BEGIN, so no transaction fails upgrading a read lock).
+SQLITE_MIN_TIMEOUT = 10
+
+
+def _check_sqlite_for_workers() -> list[Warning]:
+    """A development site on Django's default SQLite settings fails its first
+    webhook with "database is locked" once a worker writes at the same time."""
+    try:
+        from celery import current_app
+    except ImportError:  # pragma: no cover - celery is a dependency
+        return []
+    database = getattr(settings, "DATABASES", {}).get("default", {})
+    if not str(database.get("ENGINE", "")).endswith("sqlite3"):
+        return []
+    if not current_app.conf.broker_url:
+        return []  # no worker to share the file with (W005 says why)
+    name = str(database.get("NAME", ""))
+    if not name or name == ":memory:" or "mode=memory" in name:
+        return []  # a database in memory is never shared with a worker process
+    options = database.get("OPTIONS") or {}
+    missing = []
+    if "journal_mode=wal" not in str(options.get("init_command", "")).lower().replace(" ", ""):
+        missing.append('"init_command": "PRAGMA journal_mode=WAL;"')
+    timeout = options.get("timeout")
+    if not _is_number(timeout, minimum=SQLITE_MIN_TIMEOUT, strict=False):
+        missing.append(f'"timeout": {SQLITE_MIN_TIMEOUT * 3}')
+    if str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
+        missing.append('"transaction_mode": "IMMEDIATE"')
+    if not missing:
+        return []
+    return [_warning(
+        "django_mmc.W006",
+        "DATABASES['default'] is SQLite without the options a Celery worker needs to share "
+        f"it: {', '.join(missing)} in its OPTIONS. Webhook events and sends will fail with "
+        "'database is locked' while the web process and a worker write at the same time.",
+        "Add those OPTIONS for development (see the quickstart), or use PostgreSQL, as "
+        "production should.",
     )]

@@ -33,6 +33,10 @@ VALID: dict[str, Any] = {
 
 LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
 
+# The SQLite check (W006) reads DATABASES; Django warns that changing it in a
+# test can surprise code that holds a connection, which these tests do not use.
+pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES:UserWarning")
+
 
 @pytest.fixture
 def celery_conf() -> Iterator[Any]:
@@ -77,6 +81,12 @@ def _no_celery_app(settings: Any, celery_conf: Any) -> None:
     celery_conf.broker_url = None
 
 
+def _shared_sqlite_on_defaults(settings: Any, celery_conf: Any) -> None:
+    celery_conf.broker_url = "redis://127.0.0.1:6379/14"
+    settings.DATABASES = {**settings.DATABASES, "default": {
+        "ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/site/db.sqlite3"}}
+
+
 def _local_cache(settings: Any, celery_conf: Any) -> None:
     settings.CACHES = {**settings.CACHES, "local": {"BACKEND": LOCMEM}}
 
@@ -109,6 +119,7 @@ CASES: dict[str, Case] = {
     "django_mmc.W003": Case(with_(CACHE_ALIAS="local"), "CACHE_ALIAS", _local_cache),
     "django_mmc.W004": Case(with_(BASE_URL="http://api.example.com"), "BASE_URL"),
     "django_mmc.W005": Case(VALID, "QUEUE", _no_celery_app),
+    "django_mmc.W006": Case(VALID, "transaction_mode", _shared_sqlite_on_defaults),
 }
 
 
@@ -303,6 +314,54 @@ def test_visibility_timeout_default_is_an_hour(settings: Any, celery_conf: Any) 
     assert [m.id for m in mmc_messages()] == ["django_mmc.W002"]
 
 
+SQLITE_FOR_WORKERS = {
+    "timeout": 30,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+}
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    ({}, ("journal_mode=WAL", "timeout", "IMMEDIATE")),
+    ({**SQLITE_FOR_WORKERS, "timeout": 5}, ("timeout",)),
+    ({**SQLITE_FOR_WORKERS, "init_command": "PRAGMA synchronous=NORMAL;"}, ("WAL",)),
+    ({**SQLITE_FOR_WORKERS, "transaction_mode": "DEFERRED"}, ("IMMEDIATE",)),
+])
+def test_sqlite_shared_with_a_worker_needs_wal_a_timeout_and_immediate(
+    settings: Any, celery_conf: Any, options: dict[str, Any], named: tuple[str, ...]
+) -> None:
+    celery_conf.broker_url = "redis://127.0.0.1:6379/14"
+    settings.MMC = VALID
+    settings.DATABASES = {**settings.DATABASES, "default": {
+        "ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/site/db.sqlite3",
+        "OPTIONS": options}}
+    [message] = mmc_messages()
+    assert message.id == "django_mmc.W006"
+    assert all(word in message.msg for word in named), message.msg
+
+
+@pytest.mark.parametrize("database", [
+    {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/site/db.sqlite3",
+     "OPTIONS": SQLITE_FOR_WORKERS},
+    {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    {"ENGINE": "django.db.backends.postgresql", "NAME": "site"},
+])
+def test_sqlite_check_is_silent_when_set_up_in_memory_or_not_sqlite(
+    settings: Any, celery_conf: Any, database: dict[str, Any]
+) -> None:
+    celery_conf.broker_url = "redis://127.0.0.1:6379/14"
+    settings.MMC = VALID
+    settings.DATABASES = {**settings.DATABASES, "default": database}
+    assert mmc_messages() == []
+
+
+def test_sqlite_check_is_silent_without_a_broker(settings: Any, celery_conf: Any) -> None:
+    settings.MMC = VALID
+    _shared_sqlite_on_defaults(settings, celery_conf)
+    celery_conf.broker_url = None
+    assert [m.id for m in mmc_messages()] == ["django_mmc.W005"]
+
+
 def test_dummy_cache_is_local_too(settings: Any) -> None:
     settings.CACHES = {
         **settings.CACHES, "dummy": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}
@@ -343,5 +402,5 @@ def test_summaries_name_every_id_once() -> None:
     assert all(key.startswith("django_mmc.") for key in CHECK_IDS)
     assert all(summary.endswith(".") for summary in CHECK_IDS.values())
     assert set(DEFAULTS) >= {case.key for case in CASES.values()} - {"MMC", "CLIENT_SECRT"} - {
-        "WEBHOOK_SECRETS"
+        "WEBHOOK_SECRETS", "transaction_mode"
     }
