@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -18,12 +18,6 @@ from django_mmc import contract
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def environment(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -33,14 +27,14 @@ def environment(**extra: str) -> dict[str, str]:
 
 
 def test_cli_serves_until_sigint() -> None:
-    port = free_port()
+    # Port 0: the sandbox picks a free one and prints its URL.
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "django_mmc.sandbox",
             "--port",
-            str(port),
+            "0",
             "--progress-interval",
             "none",
             "--agent",
@@ -65,8 +59,9 @@ def test_cli_serves_until_sigint() -> None:
             if "Stop with" in line:
                 break
         output = "".join(lines)
-        base = f"http://127.0.0.1:{port}"
-        assert f"BASE_URL       = {base}" in output, output
+        found = re.search(r"^BASE_URL       = (http://127\.0\.0\.1:[1-9][0-9]*)$", output, re.M)
+        assert found is not None, output
+        base = found[1]
         assert f"OAUTH_BASE_URL = {base}/oauth2/v2.0" in output
         assert "'agent-21': {'ID': '21', 'WEBHOOK_SECRETS': ['s3cret']}" in output
         assert "MMC sandbox" in requests.get(base + "/", timeout=5).text

@@ -31,6 +31,13 @@ ProgressSink = Callable[[str, str], None]
 Events = list[tuple[str, dict[str, Any]]]
 
 
+def linked(resource_type: str, resource_id: str | None) -> dict[str, Any]:
+    """A to-one relationship member as resources render it (``None``: empty)."""
+    if resource_id is None:
+        return {"data": None}
+    return {"data": {"type": resource_type, "id": resource_id}}
+
+
 class PlatformBase:
     """Configuration, the lock, logs and the after-the-lock callbacks.
 

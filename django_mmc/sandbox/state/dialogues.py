@@ -12,7 +12,7 @@ from typing import Any
 from ... import contract
 from ...testing import build_event, format_timestamp
 from . import documents
-from .base import Events
+from .base import Events, linked
 from .directory import Directory
 from .errors import ApiError, invalid, not_found
 from .records import Agent, Dialogue, Page
@@ -44,11 +44,9 @@ class Dialogues(Directory):
                 "closedBy": d.closed_by,
             },
             "relationships": {
-                "recipient": {"data": {"type": wire.RECIPIENT_TYPE, "id": d.recipient}},
-                "channelGroup": {
-                    "data": {"type": wire.TYPE_CHANNEL_GROUPS, "id": d.channel_group_id}
-                },
-                "dialogueAgent": {"data": {"type": wire.TYPE_DIALOGUE_AGENTS, "id": d.agent_id}},
+                "recipient": linked(wire.RECIPIENT_TYPE, d.recipient),
+                "channelGroup": linked(wire.TYPE_CHANNEL_GROUPS, d.channel_group_id),
+                "dialogueAgent": linked(wire.TYPE_DIALOGUE_AGENTS, d.agent_id),
             },
         }
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import contract
-from .base import PlatformBase
+from .base import PlatformBase, linked
 from .errors import ApiError, error_object, invalid, not_found
 from .records import Channel, ChannelGroup, Page, Script, Template
 
@@ -106,9 +106,7 @@ class Directory(PlatformBase):
             "id": channel.id,
             "attributes": {"channelType": channel.channel_type, "name": channel.name},
             "relationships": {
-                "channelGroup": {
-                    "data": {"type": self.wire.TYPE_CHANNEL_GROUPS, "id": channel.group_id}
-                }
+                "channelGroup": linked(self.wire.TYPE_CHANNEL_GROUPS, channel.group_id)
             },
         }
 

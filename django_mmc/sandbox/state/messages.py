@@ -10,7 +10,7 @@ from ... import contract
 from ...testing import build_event, format_timestamp
 from ..defaults import CONTROL_PREFIX
 from . import documents
-from .base import Events
+from .base import Events, linked
 from .dialogues import Dialogues
 from .errors import ApiError, invalid, not_found
 from .files import Files
@@ -46,12 +46,8 @@ class Messages(Dialogues, Files):
             "id": m.id,
             "attributes": attributes,
             "relationships": {
-                "dialogue": {"data": {"type": wire.TYPE_DIALOGUES, "id": m.dialogue_id}},
-                "template": {
-                    "data": None
-                    if m.template_id is None
-                    else {"type": wire.TYPE_TEMPLATES, "id": m.template_id}
-                },
+                "dialogue": linked(wire.TYPE_DIALOGUES, m.dialogue_id),
+                "template": linked(wire.TYPE_TEMPLATES, m.template_id),
                 "files": {"data": [{"type": wire.TYPE_FILES, "id": f} for f in m.file_ids]},
             },
         }

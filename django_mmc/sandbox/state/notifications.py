@@ -7,6 +7,7 @@ from typing import Any
 
 from ...testing import format_timestamp
 from . import documents
+from .base import linked
 from .directory import Directory
 from .errors import not_found
 from .records import Notification, Page
@@ -38,11 +39,9 @@ class Notifications(Directory):
                 "failure": dict(n.failure) if n.failure else None,
             },
             "relationships": {
-                "recipient": {"data": {"type": wire.RECIPIENT_TYPE, "id": n.recipient}},
-                "template": {"data": {"type": wire.TYPE_TEMPLATES, "id": n.template_id}},
-                "channelGroup": {
-                    "data": {"type": wire.TYPE_CHANNEL_GROUPS, "id": n.channel_group_id}
-                },
+                "recipient": linked(wire.RECIPIENT_TYPE, n.recipient),
+                "template": linked(wire.TYPE_TEMPLATES, n.template_id),
+                "channelGroup": linked(wire.TYPE_CHANNEL_GROUPS, n.channel_group_id),
             },
         }
 

@@ -26,7 +26,7 @@ class Status(Notifications, Messages):
         raise ValueError(f"kind must be 'notification' or 'message', not {kind!r}")
 
     def _apply_status(
-        self, kind: str, record: Delivered, status: str, failure: dict[str, str] | None
+        self, record: Delivered, status: str, failure: dict[str, str] | None
     ) -> tuple[str, dict[str, Any]]:
         # Called with the lock held; returns the status event to send.
         wire = self.wire
@@ -38,28 +38,22 @@ class Status(Notifications, Messages):
                 failure or record.plan_failure or self.lifecycle.default_failure(status)
             )
         record.history.append({"status": status, "at": now})
+        about: dict[str, str]
         if isinstance(record, Notification):
-            agent_id = self.notification_agent
-            event = build_event(
-                wire.EVENT_NOTIFICATION_STATUS,
-                agent_id=agent_id,
-                occurred_at=now,
-                status=status,
-                failure=record.failure,
-                notification=record.id,
-            )
+            event_type, agent_id = wire.EVENT_NOTIFICATION_STATUS, self.notification_agent
+            about = {"notification": record.id}
         else:
             assert isinstance(record, Message)
-            agent_id = record.agent_id
-            event = build_event(
-                wire.EVENT_MESSAGE_STATUS,
-                agent_id=agent_id,
-                occurred_at=now,
-                status=status,
-                failure=record.failure,
-                message=record.id,
-                dialogue=record.dialogue_id,
-            )
+            event_type, agent_id = wire.EVENT_MESSAGE_STATUS, record.agent_id
+            about = {"message": record.id, "dialogue": record.dialogue_id}
+        event = build_event(
+            event_type,
+            agent_id=agent_id,
+            occurred_at=now,
+            status=status,
+            failure=record.failure,
+            **about,
+        )
         return agent_id, event
 
     def progress(self, kind: str, object_id: str) -> None:
@@ -77,7 +71,7 @@ class Status(Notifications, Messages):
             if not record.plan:
                 return
             status = record.plan.pop(0)
-            events.append(self._apply_status(kind, record, status, None))
+            events.append(self._apply_status(record, status, None))
             more = bool(record.plan) and record.status not in lifecycle.terminal
         self._flush(events, [(kind, object_id)] if more else ())
 
@@ -91,7 +85,7 @@ class Status(Notifications, Messages):
                 raise KeyError(f"Unknown {kind} {object_id!r}")
             if not self.lifecycle.can_move(record.status, status):
                 raise ValueError(f"{kind} {object_id} cannot go from {record.status} to {status}")
-            event = self._apply_status(kind, record, status, failure)
+            event = self._apply_status(record, status, failure)
             if isinstance(record, Notification):
                 snapshot = self._notification_snapshot(record)
             else:
