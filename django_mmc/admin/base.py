@@ -8,8 +8,11 @@ into form errors and a batch outcome into one message-bar line.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
+from datetime import datetime
+from functools import wraps
 from typing import Any
 
 from django.contrib import admin, messages
@@ -18,14 +21,17 @@ from django.core.validators import URLValidator
 from django.db.models import QuerySet
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.template.response import TemplateResponse
+from django.utils import dateformat, timezone
+from django.utils.html import conditional_escape, format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from ..conf import mmc_settings
 from ..models import Channel, Template
+from ..status import Status
 
 #: The CSS that styles badges, the transcript and the send form.
 ADMIN_CSS = "django_mmc/admin.css"
@@ -43,6 +49,68 @@ def status_badge(code: str | None, label: Any = None) -> SafeString:
         '<span class="mmc-status mmc-status-{}" title="{}">{}</span>',
         str(code).lower(), code, label if label is not None else code,
     )
+
+
+#: Times to the second with the zone, so statuses reached within the same
+#: minute are visibly ordered: ``2026-11-26 19:00:04 UTC``.
+EXACT_TIME_FORMAT = "Y-m-d H:i:s T"
+
+
+def exact_time(value: datetime | None) -> SafeString | str:
+    """``value`` in the current time zone, to the second, as a ``<time>``."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return format_html('<time datetime="{}">{}</time>', value.isoformat(),
+                       dateformat.format(local, EXACT_TIME_FORMAT))
+
+
+def status_cell(code: str | None, label: Any, at: datetime | None,
+                detail: SafeString | str = "") -> SafeString:
+    """A list cell: the status badge, the time it was reached and, on a line
+    of its own, why it failed. One column instead of three keeps lists narrow."""
+    time_html = format_html('<span class="mmc-cell-time">{}</span>', exact_time(at)) if at else ""
+    detail_html = format_html('<div class="mmc-cell-detail">{}</div>', detail) if detail else ""
+    return format_html('<div class="mmc-cell">{} {}{}</div>', status_badge(code, label),
+                       time_html, detail_html)
+
+
+#: The time fields of a status history and the status each one stamps;
+#: ``failed_at`` stamps whichever end was reached (failed, expired, refused,
+#: cancelled), named from the row's status.
+HISTORY_FIELDS = (("accepted_at", Status.ACCEPTED), ("sent_at", Status.SENT),
+                  ("delivered_at", Status.DELIVERED), ("read_at", Status.READ),
+                  ("failed_at", Status.FAILED))
+
+
+def status_history(obj: Any) -> SafeString | str:
+    """Every status ``obj`` (a notification or message) reached, in the order
+    it reached them, each with its time to the second."""
+    steps = [(obj.created_at, _("Created"), "created")]
+    for field, status in HISTORY_FIELDS:
+        at = getattr(obj, field, None)
+        if at is None:
+            continue
+        if field == "failed_at" and obj.status in Status.values and obj.status != status:
+            status = Status(obj.status)
+        steps.append((at, status.label, str(status).lower()))
+    steps.sort(key=lambda step: step[0])
+    return format_html('<ol class="mmc-history">{}</ol>', format_html_join(
+        "", '<li><span class="mmc-history-label">{}</span> {}</li>',
+        ((label, exact_time(at)) for at, label, _code in steps)))
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([\w.-]+)\s*\}\}")
+
+
+def rendered_text(template: Template | None, context: Mapping[str, Any] | None) -> str:
+    """The template's text as the recipient saw it: parameters filled in,
+    optional ones that were not given left out (never ``{{name}}``)."""
+    if template is None or not template.preview:
+        return ""
+    values = {str(k): str(v) for k, v in (context or {}).items()}
+    text = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), template.preview)
+    return "\n".join(line.rstrip() for line in text.splitlines()).strip()
 
 
 def failure_html(code: str, detail: str, *, truncate: int | None = None) -> SafeString | str:
@@ -147,12 +215,15 @@ def report(
     skipped: Counter[str],
     *,
     done_count: int,
+    expected: Collection[str] = (),
 ) -> None:
     """One message-bar line: what was done and, for the rest, why not.
 
     E.g. "2 notifications retried; 1 skipped: Only failed, refused or unsent
     notifications can be retried." Success when nothing was skipped, a
-    warning when some were, an error when nothing could be done."""
+    warning when some were, an error when nothing could be done. Reasons in
+    ``expected`` are information, not problems ("their status is final"):
+    when only those were skipped the line is a success or information."""
     total_skipped = sum(skipped.values())
     if not total_skipped:
         messages.success(request, done)
@@ -161,12 +232,18 @@ def report(
         reasons = next(iter(skipped))
     else:
         reasons = "; ".join(f"{reason} ({count})" for reason, count in skipped.most_common())
-    text = ngettext(
+    # ``done`` may carry links (format_html): escape the rest, keep those.
+    text = mark_safe(ngettext(  # noqa: S308 - the translated format is trusted, values escaped
         "%(done)s; %(count)d skipped: %(reasons)s",
         "%(done)s; %(count)d skipped: %(reasons)s",
         total_skipped,
-    ) % {"done": done, "count": total_skipped, "reasons": reasons}
-    level = messages.WARNING if done_count else messages.ERROR
+    ) % {"done": conditional_escape(done), "count": total_skipped,
+         "reasons": conditional_escape(reasons)})
+    problems = any(reason not in expected for reason in skipped)
+    if problems:
+        level = messages.WARNING if done_count else messages.ERROR
+    else:
+        level = messages.SUCCESS if done_count else messages.INFO
     messages.add_message(request, level, text)
 
 
@@ -193,6 +270,62 @@ class GuardedActionsMixin:
         return super().changelist_view(request, extra_context)  # type: ignore[misc]
 
 
+def forbidden(request: HttpRequest, admin_site: Any) -> HttpResponse:
+    """The admin's own page, with status 403, for a URL the user may not use
+    (Django's plain 403 page would drop them out of the admin)."""
+    context = {**admin_site.each_context(request), "title": _("Permission denied")}
+    return TemplateResponse(request, "admin/django_mmc/403.html", context, status=403)
+
+
+def styled_403(view: Callable[..., HttpResponse], admin_site: Any) -> Callable[..., HttpResponse]:
+    """``view`` answering ``PermissionDenied`` with :func:`forbidden`."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except PermissionDenied:
+            return forbidden(request, admin_site)
+
+    return wrapper
+
+
+class Styled403Mixin:
+    """Every view of the model admin (Django's and django_mmc's own) answers a
+    user without the permission with the admin-styled 403 page."""
+
+    admin_site: Any
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None
+                        ) -> HttpResponse:
+        try:
+            return super().changelist_view(request, extra_context)  # type: ignore[misc]
+        except PermissionDenied:
+            return forbidden(request, self.admin_site)
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().changeform_view(request, *args, **kwargs)  # type: ignore[misc]
+        except PermissionDenied:
+            return forbidden(request, self.admin_site)
+
+    def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().delete_view(request, *args, **kwargs)  # type: ignore[misc]
+        except PermissionDenied:
+            return forbidden(request, self.admin_site)
+
+    def history_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().history_view(request, *args, **kwargs)  # type: ignore[misc]
+        except PermissionDenied:
+            return forbidden(request, self.admin_site)
+
+    def wrap_custom(self, view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        """A custom view behind the admin's login and the styled 403 page."""
+        return self.admin_site.admin_view(styled_403(view, self.admin_site))
+
+
 class ReadOnlyMixin:
     """Viewable, never added, changed or deleted by hand."""
 
@@ -206,7 +339,7 @@ class ReadOnlyMixin:
         return False
 
 
-class PlatformOwnedAdmin(ReadOnlyMixin, GuardedActionsMixin, admin.ModelAdmin):
+class PlatformOwnedAdmin(Styled403Mixin, ReadOnlyMixin, GuardedActionsMixin, admin.ModelAdmin):
     """Rows the platform (or django_mmc's workers) own: viewable, never
     added, changed or deleted by hand. Changes go through the explicit views
     and actions, which call the public API."""

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from ..exceptions import MMCError
 from ..models import Channel, ChannelGroup, Template
-from .base import ADMIN_CSS, GuardedActionsMixin, ReadOnlyMixin, scrub
+from .base import ADMIN_CSS, GuardedActionsMixin, ReadOnlyMixin, Styled403Mixin, scrub
 
 
 def sync_now(request: HttpRequest) -> bool:
@@ -55,7 +55,7 @@ class SyncMixin(GuardedActionsMixin):
     def get_urls(self) -> list:
         opts = self.model._meta  # type: ignore[attr-defined]
         custom = [
-            path("sync/", self.admin_site.admin_view(require_POST(self.sync_view)),  # type: ignore[attr-defined]
+            path("sync/", self.wrap_custom(require_POST(self.sync_view)),  # type: ignore[attr-defined]
                  name=f"{opts.app_label}_{opts.model_name}_sync"),
         ]
         return custom + super().get_urls()  # type: ignore[misc]
@@ -83,7 +83,7 @@ class SyncMixin(GuardedActionsMixin):
         return super().changelist_view(request, extra_context)
 
 
-class ReadOnlyDirectoryAdmin(ReadOnlyMixin, SyncMixin, admin.ModelAdmin):
+class ReadOnlyDirectoryAdmin(Styled403Mixin, ReadOnlyMixin, SyncMixin, admin.ModelAdmin):
     """The platform owns the directory: it is synced, never edited here."""
 
     class Media:

@@ -7,28 +7,34 @@ import json
 from collections import Counter
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.http import require_POST
 
 from .. import api
 from ..exceptions import MMCError
 from ..models import Notification
-from ..status import POLLABLE_STATUSES, Priority
+from ..status import FAILURE_STATUSES, POLLABLE_STATUSES, Priority
 from .base import (
     ChannelTypeFilter,
     PlatformOwnedAdmin,
     active_template,
     apply_api_errors,
+    error_messages,
     failure_html,
+    rendered_text,
     report,
     scrub,
     status_badge,
+    status_cell,
+    status_history,
 )
 from .forms import SendNotificationForm
 
@@ -45,10 +51,9 @@ class NotificationAdmin(PlatformOwnedAdmin):
     far it got and why it failed. Only the explicit view and actions change
     anything, each behind its own permission."""
 
-    list_display = (
-        "recipient", "template", "status_display", "channel_display", "created_at",
-        "status_changed_at", "failure_display", "created_by",
-    )
+    # Few, dense columns (the status cell holds its time and the failure), so
+    # the list fits a laptop screen; everything else is on the detail page.
+    list_display = ("recipient", "template", "status_cell", "channel_display", "created_at")
     list_display_links = ("recipient", "template")
     list_filter = ("status", ChannelTypeFilter, "channel_group", "template", "priority",
                    "created_at")
@@ -60,27 +65,51 @@ class NotificationAdmin(PlatformOwnedAdmin):
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     actions = ("retry_notifications", "cancel_notifications", "refresh_status")
+    change_form_template = "admin/django_mmc/notification/change_form.html"
     fieldsets = (
         (None, {"fields": ("recipient", "template", "channel_group", "channel_type",
                            "context_display", "preview_display", "created_by")}),
         (gettext_lazy("Status"), {"fields": (
-            "status_display", "failure_display", "status_changed_at", "accepted_at", "sent_at",
-            "delivered_at", "read_at", "failed_at", "checked_at")}),
+            "status_display", "failure_display", "history_display", "checked_at")}),
         (gettext_lazy("Sending"), {"fields": (
             "priority", "send_at", "expires_at", "transactional", "fallback_channel_types",
-            "fallback_chain_display", "retry_of")}),
+            "fallback_chain_display", "retry_of", "retries_display")}),
         (gettext_lazy("Platform"), {"fields": (
             "platform_id", "idempotency_key", "attempts", "last_error", "next_attempt_at",
             "send_started_at", "created_at", "updated_at")}),
     )
     readonly_fields = ("status_display", "failure_display", "context_display",
-                       "preview_display", "fallback_chain_display")
+                       "preview_display", "fallback_chain_display", "history_display",
+                       "retries_display")
 
     # -- columns -------------------------------------------------------------
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_display(self, obj: Notification) -> str:
         return status_badge(obj.status, obj.get_status_display())
+
+    @admin.display(description=gettext_lazy("status"), ordering="status_changed_at")
+    def status_cell(self, obj: Notification) -> str:
+        if obj.failure_code or obj.failure_detail:
+            detail = failure_html(obj.failure_code, obj.failure_detail, truncate=70)
+        elif obj.last_error and obj.is_failure:
+            detail = failure_html("", obj.last_error, truncate=70)
+        else:
+            detail = ""
+        return status_cell(obj.status, obj.get_status_display(), obj.status_changed_at, detail)
+
+    @admin.display(description=gettext_lazy("status history"))
+    def history_display(self, obj: Notification) -> str:
+        return status_history(obj)
+
+    @admin.display(description=gettext_lazy("retried as"))
+    def retries_display(self, obj: Notification) -> str:
+        retries = list(obj.retries.order_by("pk")[:10])
+        if not retries:
+            return "-"
+        return format_html_join(", ", '<a href="{}">{}</a> {}', (
+            (self._change_url(n), _("notification %(id)s") % {"id": n.pk},
+             status_badge(n.status, n.get_status_display())) for n in retries))
 
     @admin.display(description=gettext_lazy("channel"), ordering="channel_type")
     def channel_display(self, obj: Notification) -> str:
@@ -131,8 +160,10 @@ class NotificationAdmin(PlatformOwnedAdmin):
 
     @admin.display(description=gettext_lazy("text"))
     def preview_display(self, obj: Notification) -> str:
+        # As the recipient saw it: an optional parameter that was not given
+        # is left out, not shown as {{name}}.
         return format_html('<div class="mmc-preview">{}</div>',
-                           obj.template.render_preview(obj.context))
+                           rendered_text(obj.template, obj.context) or "-")
 
     # -- permissions ----------------------------------------------------------
 
@@ -146,14 +177,60 @@ class NotificationAdmin(PlatformOwnedAdmin):
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_mmc.cancel_notification")
 
+    def has_refresh_permission(self, request: HttpRequest) -> bool:
+        # Asking the platform is an action on it, not reading: the people who
+        # may send may ask, view-only staff may not.
+        return self.has_send_permission(request)
+
     # -- views -----------------------------------------------------------------
 
     def get_urls(self) -> list:
         custom = [
-            path("send/", self.admin_site.admin_view(self.send_view),
+            path("send/", self.wrap_custom(self.send_view),
                  name="django_mmc_notification_send"),
+            path("<path:object_id>/retry/", self.wrap_custom(require_POST(self.retry_view)),
+                 name="django_mmc_notification_retry"),
         ]
         return custom + super().get_urls()
+
+    def _change_url(self, notification: Notification) -> str:
+        return reverse("admin:django_mmc_notification_change", args=[notification.pk],
+                       current_app=self.admin_site.name)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict | None = None) -> HttpResponse:
+        notification = self.get_object(request, unquote(object_id))
+        extra = dict(extra_context or {})
+        if notification is not None and self.has_retry_permission(request):
+            extra["can_retry"] = notification.status in FAILURE_STATUSES
+        return super().change_view(request, object_id, form_url, extra)
+
+    def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST: retry this notification (:func:`django_mmc.api.retry_notification`).
+
+        Guarantees: 403 without ``django_mmc.send_notification``; the message
+        bar links to the new notification; back to this one's page."""
+        if not self.has_retry_permission(request):
+            raise PermissionDenied
+        notification = self.get_object(request, unquote(object_id))
+        if notification is None:
+            raise Http404(_("No such notification."))
+        try:
+            new = api.retry_notification(notification, user=request.user)
+        except ValidationError as error:
+            messages.error(request, " ".join(error_messages(error)))
+        else:
+            if new.pk == notification.pk:
+                messages.success(request, _(
+                    "The notification is queued again with its own idempotency key."))
+            else:
+                messages.success(request, format_html(
+                    _("Retried as {link}: its status will change there as the platform "
+                      "reports it."),
+                    link=format_html('<a href="{}" id="mmc-retried-as">{}</a>',
+                                     self._change_url(new),
+                                     _("notification %(id)s") % {"id": new.pk})))
+        return HttpResponseRedirect(self._change_url(notification))
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None
                         ) -> HttpResponse:
@@ -235,17 +312,25 @@ class NotificationAdmin(PlatformOwnedAdmin):
         """Retry each selected notification with :func:`api.retry_notification`:
         refused, failed and expired ones become new sends, ERROR ones are
         queued again with their own idempotency key."""
-        done, skipped = 0, Counter()
+        done, skipped, new_ones = 0, Counter(), []
         for notification in queryset.select_related("recipient", "template", "channel_group"):
             try:
-                api.retry_notification(notification, user=request.user)
+                new = api.retry_notification(notification, user=request.user)
             except ValidationError as error:
                 skipped[_retry_reason(error)] += 1
             else:
                 done += 1
-        report(request, ngettext("%(count)d notification retried",
-                                 "%(count)d notifications retried", done) % {"count": done},
-               skipped, done_count=done)
+                new_ones.append(new)
+        text = ngettext("%(count)d notification retried",
+                        "%(count)d notifications retried", done) % {"count": done}
+        if new_ones:
+            # Links to what was retried: the new notifications (or the same
+            # one, queued again), so nobody has to search for them.
+            links = format_html_join(", ", '<a href="{}">{}</a>', (
+                (self._change_url(n), _("notification %(id)s") % {"id": n.pk})
+                for n in new_ones[:10]))
+            text = format_html("{} ({})", text, links)
+        report(request, text, skipped, done_count=done)
 
     @admin.action(description=gettext_lazy("Cancel (scheduled or waiting only)"),
                   permissions=["cancel"])
@@ -262,7 +347,7 @@ class NotificationAdmin(PlatformOwnedAdmin):
                                  "%(count)d notifications cancelled", done) % {"count": done},
                skipped, done_count=done)
 
-    @admin.action(description=gettext_lazy("Refresh status now"), permissions=["view"])
+    @admin.action(description=gettext_lazy("Refresh status now"), permissions=["refresh"])
     def refresh_status(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Ask the platform about the selected notifications in one batch
         call (``filter[id]``) and apply what changed, like the poller does."""
@@ -299,7 +384,9 @@ class NotificationAdmin(PlatformOwnedAdmin):
             "Asked the platform about %(count)d notifications: %(changed)d changed",
             asked,
         ) % {"count": asked, "changed": changed}
-        report(request, done, skipped, done_count=asked)
+        # A final status is the answer, not a failure: information.
+        report(request, done, skipped, done_count=asked,
+               expected={_("their status is final"), _("not on the platform yet")})
 
 
 def _retry_reason(error: ValidationError) -> str:

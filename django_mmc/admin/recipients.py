@@ -4,22 +4,35 @@ recipient's consent per channel type and its audit log."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from .. import api
+from ..erasure import forget_recipient
 from ..models import Channel, ConsentChange, Recipient
-from .base import ADMIN_CSS, PlatformOwnedAdmin, ReadOnlyMixin, error_messages
+from .base import (
+    ADMIN_CSS,
+    GuardedActionsMixin,
+    PlatformOwnedAdmin,
+    ReadOnlyMixin,
+    Styled403Mixin,
+    error_messages,
+    report,
+)
 from .forms import RecipientAdminForm
 
 
@@ -40,7 +53,7 @@ class ConsentChangeInline(ReadOnlyMixin, admin.TabularInline):
         return super().get_queryset(request).select_related("changed_by")
 
 
-class RecipientAdmin(admin.ModelAdmin):
+class RecipientAdmin(Styled403Mixin, GuardedActionsMixin, admin.ModelAdmin):
     form = RecipientAdminForm
     list_display = ("phone_number", "name", "opted_out_display", "created_at", "links")
     search_fields = ("phone_number", "name")
@@ -52,6 +65,7 @@ class RecipientAdmin(admin.ModelAdmin):
     fields = ("phone_number", "name", "metadata", "opted_out_display", "created_at",
               "updated_at")
     inlines = (ConsentChangeInline,)
+    actions = ("forget_selected",)
 
     class Media:
         css = {"all": (ADMIN_CSS,)}
@@ -90,14 +104,78 @@ class RecipientAdmin(admin.ModelAdmin):
                                ) -> bool:
         return self.has_change_permission(request, obj)
 
+    def has_forget_permission(self, request: HttpRequest, obj: Recipient | None = None
+                              ) -> bool:
+        # Erasing is the deletion a person asks for: the delete permission.
+        return super().has_delete_permission(request, obj)
+
     def get_urls(self) -> list:
         opts = self.model._meta
         custom = [
             path("<path:object_id>/consent/",
-                 self.admin_site.admin_view(require_POST(self.consent_view)),
+                 self.wrap_custom(require_POST(self.consent_view)),
                  name=f"{opts.app_label}_{opts.model_name}_consent"),
+            path("<path:object_id>/forget/", self.wrap_custom(self.forget_view),
+                 name=f"{opts.app_label}_{opts.model_name}_forget"),
         ]
         return custom + super().get_urls()
+
+    # -- erasure --------------------------------------------------------------------------
+
+    def _forget(self, request: HttpRequest, recipients: list[Recipient]) -> int:
+        """Forget each recipient; the reasons for those that could not be go
+        to the message bar. Returns how many were forgotten."""
+        done, skipped = 0, Counter()
+        for recipient in recipients:
+            try:
+                forget_recipient(recipient)
+            except ValidationError as error:
+                skipped[" ".join(error_messages(error))] += 1
+            else:
+                done += 1
+        report(request, ngettext("%(count)d person forgotten", "%(count)d people forgotten",
+                                 done) % {"count": done}, skipped, done_count=done)
+        return done
+
+    def _forget_page(self, request: HttpRequest, recipients: list[Recipient],
+                     action: str | None) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Forget these people?") if len(recipients) > 1
+            else _("Forget this person?"),
+            "opts": self.model._meta,
+            "recipients": recipients,
+            "action": action,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "has_view_permission": self.has_view_permission(request),
+        }
+        return TemplateResponse(request, "admin/django_mmc/recipient/forget.html", context)
+
+    def forget_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: what forgetting removes and keeps; POST: forget the person
+        (:func:`django_mmc.erasure.forget_recipient`). 403 without the
+        recipient's delete permission."""
+        if not self.has_forget_permission(request):
+            raise PermissionDenied
+        recipient = self.get_object(request, unquote(object_id))
+        if recipient is None:
+            raise Http404(_("No such recipient."))
+        if request.method != "POST":
+            return self._forget_page(request, [recipient], None)
+        self._forget(request, [recipient])
+        return HttpResponseRedirect(reverse("admin:django_mmc_recipient_change",
+                                            args=[recipient.pk],
+                                            current_app=self.admin_site.name))
+
+    @admin.action(description=gettext_lazy("Forget the selected people (erase personal data)"),
+                  permissions=["forget"])
+    def forget_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """Ask first (like Django's "delete selected"), then forget each one."""
+        recipients = list(queryset.order_by("pk")[:1000])
+        if request.POST.get("post") == "yes":
+            self._forget(request, recipients)
+            return None
+        return self._forget_page(request, recipients, "forget_selected")
 
     def consent_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """POST ``channel_type`` and ``opted_out`` (1/0): record the recipient's
@@ -145,6 +223,9 @@ class RecipientAdmin(admin.ModelAdmin):
             if request.user.has_perm("django_mmc.reply_dialogue"):
                 extra["open_dialogue_url"] = reverse("admin:django_mmc_dialogue_open",
                                                      current_app=self.admin_site.name) + "?" + query
+            if self.has_forget_permission(request, obj):
+                extra["forget_url"] = reverse("admin:django_mmc_recipient_forget",
+                                              args=[obj.pk], current_app=self.admin_site.name)
             if self.has_consent_permission(request, obj):
                 opted_out = set(obj.opted_out_channel_types or [])
                 types = set(Channel.objects.order_by().values_list("channel_type", flat=True)

@@ -6,6 +6,8 @@
  *   there to click; with it, it is hidden.
  * - [data-preview]: the template's preview, kept in step with the
  *   parameter fields (input.mmc-param) of the same form as they are typed.
+ * - form[data-mmc-confirm]: asks that question before the form is sent
+ *   (closing a dialogue).
  */
 (function () {
   "use strict";
@@ -36,6 +38,12 @@
         preview.textContent = text;  // textContent: what is typed is never HTML
       }
       inputs.forEach(function (input) { input.addEventListener("input", render); });
+    });
+
+    document.querySelectorAll("form[data-mmc-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-mmc-confirm"))) { event.preventDefault(); }
+      });
     });
   });
 })();
