@@ -14,9 +14,11 @@ from django_mmc.models import (
 from tests.admin.helpers import (
     CONSENT_INLINE,
     NUMBER,
+    OTHER_NUMBER,
     SEND_URL,
     follow_messages,
     fresh,
+    make_dialogue,
     send_data,
 )
 
@@ -64,3 +66,34 @@ def test_consent_buttons_record_and_log(admin_client: Any, directory: dict,
     assert "opted out" in " ".join(refused.context["form"].errors["to"])
     admin_client.post(consent, {"channel_type": "SMS", "opted_out": "0"})
     assert fresh(recipient).opted_out_channel_types == []
+
+
+def test_forget_asks_first_then_erases(admin_client: Any, directory: dict) -> None:
+    recipient = Recipient.objects.for_number(NUMBER, name="Ann")
+    change = reverse("admin:django_mmc_recipient_change", args=[recipient.pk])
+    assert 'id="mmc-forget-recipient"' in admin_client.get(change).content.decode()
+    url = reverse("admin:django_mmc_recipient_forget", args=[recipient.pk])
+    page = admin_client.get(url).content.decode()
+    assert "Kept, for accounting" in page and 'id="mmc-forget-confirm"' in page
+    assert fresh(recipient).phone_number == NUMBER  # asking changes nothing
+    response = admin_client.post(url, {"post": "yes"}, follow=True)
+    assert "1 person forgotten" in follow_messages(response)
+    assert fresh(recipient).phone_number == f"erased-{recipient.pk}"
+    assert fresh(recipient).name == ""
+
+
+def test_forget_action_confirms_and_reports_who_could_not_be(admin_client: Any,
+                                                             directory: dict) -> None:
+    quiet = Recipient.objects.for_number(NUMBER)
+    busy = make_dialogue(directory, OTHER_NUMBER).recipient  # an open dialogue
+    url = reverse("admin:django_mmc_recipient_changelist")
+    data = {"action": "forget_selected", "_selected_action": [quiet.pk, busy.pk]}
+    confirm = admin_client.post(url, data)
+    assert confirm.status_code == 200
+    assert 'id="mmc-forget-list"' in confirm.content.decode()
+    assert fresh(quiet).phone_number == NUMBER
+    done = admin_client.post(url, {**data, "post": "yes"}, follow=True)
+    text = follow_messages(done)[0]
+    assert text.startswith("1 person forgotten; 1 skipped:") and "still open" in text
+    assert fresh(quiet).phone_number.startswith("erased-")
+    assert fresh(busy).phone_number == OTHER_NUMBER
