@@ -307,7 +307,7 @@ def scenario_queries(run: Run) -> dict[str, Any]:
     from django.test.utils import CaptureQueriesContext
 
     import django_mmc
-    from django_mmc import sending
+    from django_mmc.workers.notifications import deliver_notification
 
     run.clean_tables()
     sandbox = stack.SandboxProcess(run.log_dir, 0.0, name="sandbox-queries").start()
@@ -321,13 +321,13 @@ def scenario_queries(run: Run) -> dict[str, Any]:
             from django_mmc.models import Notification
 
             pks = list(Notification.objects.order_by("pk").values_list("pk", flat=True))
-            sending.send_notification(pks[0], task_id="warm-up")  # token, connection
+            deliver_notification(pks[0], task_id="warm-up")  # token, connection
             per_send = []
             example: list[str] = []
             for pk in pks[1:]:
                 with CaptureQueriesContext(connection) as queries:
-                    outcome = sending.send_notification(pk, task_id=f"bench-{pk}")
-                assert outcome.status == "ACCEPTED", outcome
+                    result = deliver_notification(pk, task_id=f"bench-{pk}")
+                assert result.outcome.value == "done", result
                 per_send.append(len(queries))
                 example = [q["sql"] for q in queries.captured_queries]
 

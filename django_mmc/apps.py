@@ -9,8 +9,15 @@ class DjangoMMCConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the system checks and the setting_changed receiver.
-        from . import checks, conf  # noqa: F401
+        # The system checks and the setting_changed receivers register
+        # themselves on import; so do the tasks, each with
+        # django_mmc.dispatch for the kind of work it does.
+        from . import checks, conf, tasks, transitions  # noqa: F401
         from .client import auth
+        from .models import Notification
+        from .status import Status
+        from .workers.fallback import start_fallback
 
+        # A notification that fails is tried on its next channel type.
+        transitions.on_entering(Notification, Status.FAILED)(start_fallback)
         auth.silence_token_loggers()

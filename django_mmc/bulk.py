@@ -20,9 +20,11 @@ from django.utils.translation import gettext as _
 
 from . import dispatch
 from .conf import mmc_settings
+from .consent import may_send
 from .models import Notification, Recipient
 from .models.recipients import normalize_phone_number
 from .status import Status
+from .validation import Errors, acting_user, resolve_send_options
 
 if TYPE_CHECKING:  # pragma: no cover
     from django.contrib.auth.models import AbstractBaseUser
@@ -62,22 +64,21 @@ def send_bulk(
     transactional: bool = False,
     user: AbstractBaseUser | None = None,
 ) -> int:
-    from .api import _Errors, _is_user, resolve_send_options, transactional_allowed
-
-    errors = _Errors()
-    tpl, group, kind, chain = resolve_send_options(
+    """The campaign send behind :func:`django_mmc.api.send_notifications`;
+    returns how many notifications were stored."""
+    errors = Errors()
+    options = resolve_send_options(
         errors, template, channel_group, channel_type, priority, send_at, expires_at, fallback)
     errors.raise_if_any()
     scheduled = send_at is not None and send_at > timezone.now()
-    options = {
+    fields = {
         "priority": priority, "send_at": send_at, "expires_at": expires_at,
-        "fallback_channel_types": chain, "transactional": bool(transactional),
+        "fallback_channel_types": options.fallback, "transactional": bool(transactional),
         "status": Status.SCHEDULED if scheduled else Status.QUEUED,
     }
-    skip_opted_out = not transactional_allowed(transactional)
 
     chunk_size = int(mmc_settings.BULK_CHUNK_SIZE)
-    created_by = user if _is_user(user) else None
+    created_by = acting_user(user)
     pairs = _pairs(recipients, contexts_or_context)
     total = offset = 0
     with transaction.atomic():
@@ -85,8 +86,9 @@ def send_bulk(
             chunk = list(islice(pairs, chunk_size))
             if not chunk:
                 break
-            rows = _build_chunk(chunk, tpl, group, kind, created_by, offset=offset,
-                                options=options, skip_opted_out=skip_opted_out)
+            rows = _build_chunk(chunk, options.template, options.channel_group,
+                                options.channel_type, created_by, offset=offset,
+                                options=fields, transactional=bool(transactional))
             offset += len(chunk)
             Notification.objects.bulk_create(rows, batch_size=chunk_size)
             # PostgreSQL (and SQLite 3.35+) return the new primary keys.
@@ -98,7 +100,7 @@ def send_bulk(
 
 def _build_chunk(chunk: list[tuple[Any, Any]], template: Template, group: ChannelGroup,
                  kind: str, created_by: Any, offset: int, options: dict[str, Any],
-                 skip_opted_out: bool) -> list[Notification]:
+                 transactional: bool) -> list[Notification]:
     numbers: list[str] = []
     contexts: list[dict[str, str]] = []
     known: dict[str, Recipient] = {}
@@ -131,5 +133,5 @@ def _build_chunk(chunk: list[tuple[Any, Any]], template: Template, group: Channe
                      channel_type=kind, context=context, created_by=created_by,
                      next_attempt_at=next_attempt_at, **options)
         for number, context in zip(numbers, contexts, strict=True)
-        if not (skip_opted_out and known[number].has_opted_out(kind))
+        if may_send(known[number], kind, transactional=transactional)
     ]

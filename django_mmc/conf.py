@@ -218,6 +218,3 @@ def reload_settings() -> None:
 def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
     if setting == SETTING_NAME:
         reload_settings()
-        from .client import reset_client
-
-        reset_client()

@@ -13,6 +13,10 @@ shapes). See ``docs/contract.rst`` for the full contract.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
 # -- Published facts -------------------------------------------------------
 
 #: The published ``messaging_base_url``.
@@ -80,37 +84,169 @@ TYPE_EVENTS = "events"
 SIGNATURE_ALGORITHM = "sha256"
 
 # -- Values ------------------------------------------------------------------
+#
+# The wire vocabulary as ``str`` enums: a member compares equal to the word on
+# the wire, and :mod:`django_mmc.status` builds the model choices from them.
 
 #: Channel types the platform documents; unknown ones are stored, not rejected.
 CHANNEL_TYPES = ("WHATSAPP", "SMS")
 
+
+class PlatformStatus(str, Enum):
+    """ASSUMED: the statuses the platform reports for notifications and
+    dialogue messages. ``ACCEPTED`` < ``SENT`` < ``DELIVERED`` < ``READ``;
+    ``FAILED`` and ``EXPIRED`` are terminal and carry ``failure``."""
+
+    ACCEPTED = "ACCEPTED"
+    SENT = "SENT"
+    DELIVERED = "DELIVERED"
+    READ = "READ"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+
+
+class DialogueState(str, Enum):
+    """A dialogue's ``status`` on the platform."""
+
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+
+
+class InitiatedBy(str, Enum):
+    """Who opened a dialogue (``initiatedBy``)."""
+
+    AGENT = "AGENT"
+    RECIPIENT = "RECIPIENT"
+
+
+class ClosedBy(str, Enum):
+    """ASSUMED: who can close a dialogue (``closedBy``)."""
+
+    AGENT = "AGENT"
+    RECIPIENT = "RECIPIENT"
+    PLATFORM = "PLATFORM"
+    TIMEOUT = "TIMEOUT"
+
+
+class Direction(str, Enum):
+    """A dialogue message's ``direction``."""
+
+    INBOUND = "INBOUND"
+    OUTBOUND = "OUTBOUND"
+
+
+class EventType(str, Enum):
+    """ASSUMED: the webhook event types (``eventType``)."""
+
+    NOTIFICATION_STATUS = "notification.status"
+    MESSAGE_STATUS = "message.status"
+    MESSAGE_RECEIVED = "message.received"
+    DIALOGUE_OPENED = "dialogue.opened"
+    DIALOGUE_CLOSED = "dialogue.closed"
+
+
 #: ASSUMED: platform statuses of notifications and messages, in order.
-STATUS_ORDER = ("ACCEPTED", "SENT", "DELIVERED", "READ")
+STATUS_ORDER = tuple(s.value for s in PlatformStatus if s not in (
+    PlatformStatus.FAILED, PlatformStatus.EXPIRED))
 #: ASSUMED: terminal failure statuses, which carry ``failure``.
-FAILURE_STATUSES = ("FAILED", "EXPIRED")
+FAILURE_STATUSES = (PlatformStatus.FAILED.value, PlatformStatus.EXPIRED.value)
 
-DIALOGUE_OPEN = "OPEN"
-DIALOGUE_CLOSED = "CLOSED"
-INITIATED_BY = ("AGENT", "RECIPIENT")
-#: ASSUMED: who can close a dialogue.
-CLOSED_BY = ("AGENT", "RECIPIENT", "PLATFORM", "TIMEOUT")
+DIALOGUE_OPEN = DialogueState.OPEN.value
+DIALOGUE_CLOSED = DialogueState.CLOSED.value
+INITIATED_BY = tuple(m.value for m in InitiatedBy)
+CLOSED_BY = tuple(m.value for m in ClosedBy)
+DIRECTION_INBOUND = Direction.INBOUND.value
+DIRECTION_OUTBOUND = Direction.OUTBOUND.value
 
-DIRECTION_INBOUND = "INBOUND"
-DIRECTION_OUTBOUND = "OUTBOUND"
+EVENT_NOTIFICATION_STATUS = EventType.NOTIFICATION_STATUS.value
+EVENT_MESSAGE_STATUS = EventType.MESSAGE_STATUS.value
+EVENT_MESSAGE_RECEIVED = EventType.MESSAGE_RECEIVED.value
+EVENT_DIALOGUE_OPENED = EventType.DIALOGUE_OPENED.value
+EVENT_DIALOGUE_CLOSED = EventType.DIALOGUE_CLOSED.value
+EVENT_TYPES = tuple(m.value for m in EventType)
 
-# ASSUMED: webhook event types.
-EVENT_NOTIFICATION_STATUS = "notification.status"
-EVENT_MESSAGE_STATUS = "message.status"
-EVENT_MESSAGE_RECEIVED = "message.received"
-EVENT_DIALOGUE_OPENED = "dialogue.opened"
-EVENT_DIALOGUE_CLOSED = "dialogue.closed"
-EVENT_TYPES = (
-    EVENT_NOTIFICATION_STATUS,
-    EVENT_MESSAGE_STATUS,
-    EVENT_MESSAGE_RECEIVED,
-    EVENT_DIALOGUE_OPENED,
-    EVENT_DIALOGUE_CLOSED,
-)
+# -- The event schema (section 8 of the contract) -------------------------------
+#
+# What each event type carries, in one table that the JSON:API layer reads
+# events with (:func:`django_mmc.client.jsonapi.parse_event`) and that
+# :func:`django_mmc.testing.build_event` and the sandbox build them with, so
+# the three can never disagree. Names on the left are the wire's camelCase,
+# on the right the snake_case field of
+# :class:`django_mmc.client.resources.EventResource`.
+
+
+class Required:
+    """Marks an event attribute that must be present."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = Required()
+
+
+@dataclass(frozen=True)
+class EventAttribute:
+    wire: str
+    field: str
+    default: Any = REQUIRED
+
+
+@dataclass(frozen=True)
+class EventRelationship:
+    wire: str
+    field: str
+    resource_type: str
+
+
+@dataclass(frozen=True)
+class EventSchema:
+    attributes: tuple[EventAttribute, ...]
+    relationships: tuple[EventRelationship, ...]
+
+
+#: Every event also names its ``dialogueAgent``.
+EVENT_AGENT_RELATIONSHIP = EventRelationship("dialogueAgent", "dialogue_agent_id",
+                                             TYPE_DIALOGUE_AGENTS)
+
+_STATUS_ATTRIBUTES = (EventAttribute("status", "status"),
+                      EventAttribute("failure", "failure", None))
+
+EVENT_SCHEMAS: dict[str, EventSchema] = {
+    EventType.NOTIFICATION_STATUS.value: EventSchema(
+        _STATUS_ATTRIBUTES,
+        (EventRelationship("notification", "notification_id", TYPE_NOTIFICATIONS),),
+    ),
+    EventType.MESSAGE_STATUS.value: EventSchema(
+        _STATUS_ATTRIBUTES,
+        (EventRelationship("message", "message_id", TYPE_MESSAGES),
+         EventRelationship("dialogue", "dialogue_id", TYPE_DIALOGUES)),
+    ),
+    EventType.MESSAGE_RECEIVED.value: EventSchema(
+        (EventAttribute("text", "text", ""),
+         EventAttribute("channelType", "channel_type"),
+         EventAttribute("files", "files", ())),
+        (EventRelationship("message", "message_id", TYPE_MESSAGES),
+         EventRelationship("dialogue", "dialogue_id", TYPE_DIALOGUES),
+         EventRelationship("recipient", "recipient", RECIPIENT_TYPE),
+         EventRelationship("channelGroup", "channel_group_id", TYPE_CHANNEL_GROUPS)),
+    ),
+    EventType.DIALOGUE_OPENED.value: EventSchema(
+        (EventAttribute("initiatedBy", "initiated_by"),
+         EventAttribute("channelType", "channel_type")),
+        (EventRelationship("dialogue", "dialogue_id", TYPE_DIALOGUES),
+         EventRelationship("recipient", "recipient", RECIPIENT_TYPE),
+         EventRelationship("channelGroup", "channel_group_id", TYPE_CHANNEL_GROUPS)),
+    ),
+    EventType.DIALOGUE_CLOSED.value: EventSchema(
+        (EventAttribute("closedBy", "closed_by"),),
+        (EventRelationship("dialogue", "dialogue_id", TYPE_DIALOGUES),),
+    ),
+}
+
+#: The relationships an event may be "about", in the order the webhook
+#: storage picks its subject (what staff search events by).
+EVENT_SUBJECTS = ("notification_id", "message_id", "dialogue_id")
 
 # -- Error codes (section 3 of the contract) --------------------------------
 

@@ -1,16 +1,24 @@
 """Where work is handed to Celery: the one place that decides queues.
 
+Work is named by :class:`Work`, an enum whose values are the Celery task
+names; :mod:`django_mmc.tasks` registers a task for each member when the app
+is ready (the AppConfig imports it), so this module never imports the task
+layer, and a misspelt kind of work fails where it is written, not inside an
+``on_commit`` callback at night.
+
 Enqueueing happens after the surrounding transaction commits. Those callbacks
 live only in memory, so the database row is the real outbox: if the process
 dies before the callback runs, or the broker is down at that moment, the row
-stays ``QUEUED`` and :func:`django_mmc.sending.sweep_outbox` enqueues it later.
+stays ``QUEUED`` and the outbox sweeper
+(:func:`django_mmc.workers.outbox.sweep_outbox`) enqueues it later.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from enum import Enum
 from functools import partial
 from typing import Any
 
@@ -21,16 +29,52 @@ from .conf import mmc_settings
 logger = logging.getLogger("django_mmc.dispatch")
 
 
+class Work(str, Enum):
+    """Every kind of work django_mmc hands to a worker; the value is the
+    Celery task's name, which stays stable across releases so tasks already
+    in a broker's queue still find their task after an upgrade."""
+
+    DELIVER_NOTIFICATION = "django_mmc.send_notification"
+    DELIVER_NOTIFICATION_BATCH = "django_mmc.send_notification_batch"
+    OPEN_DIALOGUE = "django_mmc.open_dialogue"
+    DELIVER_MESSAGE = "django_mmc.send_message"
+    CLOSE_DIALOGUE = "django_mmc.close_dialogue"
+    PROCESS_EVENT = "django_mmc.process_event"
+    PROCESS_PENDING_EVENTS = "django_mmc.process_pending_events"
+
+
 #: The priority of each kind of work when the caller gives none: people wait
-#: on dialogues and on webhook processing.
-DEFAULT_PRIORITY = {
-    "send_notification": "normal",
-    "open_dialogue": "high",
-    "send_message": "high",
-    "close_dialogue": "high",
-    "process_event": "high",
-    "process_pending_events": "high",
+#: on dialogues and on webhook processing; campaigns wait on everything.
+DEFAULT_PRIORITY: dict[Work, str] = {
+    Work.DELIVER_NOTIFICATION: "normal",
+    Work.DELIVER_NOTIFICATION_BATCH: "low",
+    Work.OPEN_DIALOGUE: "high",
+    Work.DELIVER_MESSAGE: "high",
+    Work.CLOSE_DIALOGUE: "high",
+    Work.PROCESS_EVENT: "high",
+    Work.PROCESS_PENDING_EVENTS: "high",
 }
+
+#: The task registered for each kind of work (see :func:`register`).
+_TASKS: dict[Work, Any] = {}
+
+
+def register(work: Work, task: Any) -> Any:
+    """Make ``task`` (anything with ``apply_async``) the one that does
+    ``work``; returns it, so it can decorate."""
+    _TASKS[Work(work)] = task
+    return task
+
+
+def task_for(work: Work) -> Any:
+    """The task registered for ``work``. Raises ``LookupError`` when the task
+    layer was never imported (``django_mmc`` missing from ``INSTALLED_APPS``)."""
+    try:
+        return _TASKS[work]
+    except KeyError:
+        raise LookupError(
+            f"No task is registered for {work!r}: is 'django_mmc' in INSTALLED_APPS "
+            "(its AppConfig imports django_mmc.tasks)?") from None
 
 
 def queue_for(priority: str | None) -> str | None:
@@ -40,19 +84,18 @@ def queue_for(priority: str | None) -> str | None:
     return queues.get(priority) or mmc_settings.QUEUE or None
 
 
-def enqueue(kind: str, pk: int, *, priority: str | None = None,
+def enqueue(work: Work, argument: Any, *, priority: str | None = None,
             countdown: float | None = None) -> bool:
-    """Hand one row to a worker now. Returns ``False`` (and logs) when the
-    broker refused; the outbox sweeper retries later."""
-    from . import tasks
-
-    task = getattr(tasks, kind)
+    """Hand ``argument`` (a row's primary key, or a list of them for a
+    batch) to a worker now. Returns ``False`` (and logs) when the broker
+    refused; the outbox sweeper retries later."""
+    task = task_for(work)
     try:
-        task.apply_async((pk,), queue=queue_for(priority or DEFAULT_PRIORITY.get(kind)),
+        task.apply_async((argument,), queue=queue_for(priority or DEFAULT_PRIORITY[work]),
                          countdown=countdown)
     except Exception:  # noqa: BLE001 - the row is the outbox; nothing is lost
         logger.warning("django_mmc: could not enqueue %s(%s); the outbox sweeper will retry",
-                       kind, pk, exc_info=True)
+                       work.value, argument, exc_info=True)
         return False
     return True
 
@@ -76,30 +119,20 @@ def enqueue_batches(pks: list[int], *, priority: str | None = None) -> int:
     """Hand a campaign's notifications to workers, at most
     ``MMC['SEND_BATCH_SIZE']`` per task: a task costs the worker a few
     milliseconds of its own, which a batch shares out."""
-    from . import tasks
-
-    sent = 0
-    for batch in batches(pks, mmc_settings.SEND_BATCH_SIZE):
-        try:
-            tasks.send_notification_batch.apply_async(
-                (batch,), queue=queue_for(priority or "low"))
-            sent += len(batch)
-        except Exception:  # noqa: BLE001 - the rows are the outbox
-            logger.warning("django_mmc: could not enqueue a batch of %s notifications; the "
-                           "outbox sweeper will retry", len(batch), exc_info=True)
-    return sent
+    return sum(len(batch) for batch in batches(pks, mmc_settings.SEND_BATCH_SIZE)
+               if enqueue(Work.DELIVER_NOTIFICATION_BATCH, batch, priority=priority))
 
 
 def enqueue_batches_on_commit(pks: list[int], *, priority: str | None = None) -> None:
     on_commit(enqueue_batches, pks, priority=priority)
 
 
-def enqueue_many(kind: str, pks: Iterable[int], *, priority: str | None = None) -> int:
-    return sum(enqueue(kind, pk, priority=priority) for pk in pks)
+def enqueue_many(work: Work, pks: Iterable[int], *, priority: str | None = None) -> int:
+    return sum(enqueue(work, pk, priority=priority) for pk in pks)
 
 
-def enqueue_on_commit(kind: str, pk: int, *, priority: str | None = None) -> None:
-    on_commit(enqueue, kind, pk, priority=priority)
+def enqueue_on_commit(work: Work, pk: int, *, priority: str | None = None) -> None:
+    on_commit(enqueue, Work(work), pk, priority=priority)
 
 
 def _callback(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -112,7 +145,8 @@ def _callback(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return callback
 
 
-def on_commit(func, *args, using: str | None = None, **kwargs) -> None:
+def on_commit(func: Callable[..., Any], *args: Any, using: str | None = None,
+              **kwargs: Any) -> None:
     """Run ``func`` after the current transaction on ``using`` commits (now,
     outside one); a failing callback is logged and does not stop the others."""
     transaction.on_commit(_callback(func, args, kwargs), using=using, robust=True)
@@ -157,9 +191,9 @@ def hand_over_event(pk: int) -> None:
     except Exception:  # noqa: BLE001 - no cache: one task per event
         logger.warning("django_mmc: cache unreachable; one task per webhook event",
                        exc_info=True)
-        enqueue("process_event", pk)
+        enqueue(Work.PROCESS_EVENT, pk)
         return
-    if first and not enqueue("process_pending_events", 0):
+    if first and not enqueue(Work.PROCESS_PENDING_EVENTS, 0):
         caches[mmc_settings.CACHE_ALIAS].delete(EVENTS_PENDING_KEY)
         return
     _last_seen_pending = now

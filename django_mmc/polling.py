@@ -9,7 +9,6 @@ number of queries per batch does not grow with the batch.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
@@ -17,11 +16,13 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from . import transitions
 from .client import get_client
 from .conf import mmc_settings
+from .contract import DialogueState
+from .exceptions import MMCNotFoundError
 from .models import Dialogue, Message, Notification
-from .sending import fire_statuses_changed, status_changes
-from .status import POLLABLE_STATUSES, DialogueStatus, Direction, Status, can_advance
+from .status import POLLABLE_STATUSES, ClosedBy, DialogueStatus, Direction, can_advance
 
 logger = logging.getLogger("django_mmc.polling")
 
@@ -64,26 +65,11 @@ def apply_batch(rows: list[tuple[int, str, str]], remote: dict) -> int:
     """Write one batch's changes: one UPDATE per (old, new, failure) group,
     and one to mark the rest as checked."""
     now = timezone.now()
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for pk, platform_id, old in rows:
-        resource = remote.get(platform_id)
-        if resource is None or not can_advance(old, resource.status):
-            continue
-        failure = resource.failure
-        groups[(old, resource.status, failure)].append(pk)
-    changed = 0
+    reports = [transitions.Report(pk, old, remote[platform_id].status,
+                                  remote[platform_id].failure)
+               for pk, platform_id, old in rows if platform_id in remote]
     with transaction.atomic():
-        for (old, new, failure), pks in groups.items():
-            changes = status_changes(old, new, now, failure)
-            changes["checked_at"] = now
-            updated = Notification.objects.filter(pk__in=pks, status=old).update(**changes)
-            if updated == len(pks):
-                moved = pks
-            else:  # a webhook moved some meanwhile: find out which we moved
-                moved = list(Notification.objects.filter(
-                    pk__in=pks, status=new, status_changed_at=now).values_list("pk", flat=True))
-            fire_statuses_changed(Notification, moved, old, new)
-            changed += len(moved)
+        changed = transitions.advance_polled(Notification, reports, now)
         Notification.objects.filter(pk__in=[r[0] for r in rows]).exclude(
             checked_at=now).update(checked_at=now)
     return changed
@@ -130,10 +116,6 @@ def poll_dialogues(limit: int = 200) -> dict[str, int]:
     a last message (a STOP, say) whose webhook was lost just before the close
     is recovered too. Two requests per dialogue, at most ``limit`` dialogues
     per run, open ones first."""
-    from .events import apply_status, store_inbound_message
-    from .exceptions import MMCNotFoundError
-    from .sending import _mark_closed
-
     client = get_client()
     now = timezone.now()
     dialogues = list(dialogues_due_for_poll(now).select_related("recipient")[:limit])
@@ -157,7 +139,7 @@ def poll_dialogues(limit: int = 200) -> dict[str, int]:
                 platform_id__in=[m.id for m in messages]).values_list("platform_id", "status"))
             for message in messages:
                 if message.direction == Direction.INBOUND and message.id not in known:
-                    store_inbound_message(
+                    transitions.store_inbound_message(
                         dialogue, message.id, text=message.text or "",
                         files=[{"id": f.id} for f in message.files],
                         channel_type=dialogue.channel_type,
@@ -165,17 +147,17 @@ def poll_dialogues(limit: int = 200) -> dict[str, int]:
                     totals["received"] += 1
                 elif (message.direction == Direction.OUTBOUND and message.id in known
                       and message.status and can_advance(known[message.id], message.status)):
-                    failure = message.failure and {"code": message.failure.code,
-                                                   "detail": message.failure.detail}
-                    apply_status(Message, message.id, message.status, failure)
+                    transitions.advance(Message, message.id, message.status, message.failure)
                     totals["changed"] += 1
-            if remote is None or remote.status == "CLOSED":
-                if _mark_closed(dialogue, closed_by=(remote.closed_by if remote else None)
-                                or "PLATFORM", closed_at=remote.closed_at if remote else None):
+            if remote is None or remote.status == DialogueState.CLOSED:
+                closed_by = (remote.closed_by if remote else None) or ClosedBy.PLATFORM
+                if transitions.mark_dialogue_closed(
+                        dialogue, closed_by=closed_by,
+                        closed_at=remote.closed_at if remote else None):
                     totals["closed"] += 1
             Dialogue.objects.filter(pk=dialogue.pk).update(checked_at=now)
     return totals
 
 
 __all__ = ["apply_batch", "dialogues_due_for_last_look", "dialogues_due_for_poll",
-           "due_for_poll", "poll_dialogues", "poll_notifications", "Status"]
+           "due_for_poll", "poll_dialogues", "poll_notifications"]

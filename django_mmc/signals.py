@@ -4,9 +4,18 @@ Each is sent once per real change, after the transaction that made the change
 has committed (``transaction.on_commit``): a receiver never sees a change that
 is later rolled back, and may safely enqueue work or call other services.
 Receivers get ``sender`` (the model class) and the keyword arguments below.
+Every instance a receiver gets is read from the database after the commit, so
+it shows the row as the change left it, whichever path made the change.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from django.dispatch import Signal
+
+from . import dispatch
 
 #: A notification's status changed.
 #: Arguments: ``notification``, ``old_status``, ``new_status``.
@@ -32,3 +41,30 @@ dialogue_closed = Signal()
 #: sent, staff in the admin, or business code).
 #: Arguments: ``recipient``, ``channel_type``, ``opted_out``, ``source``.
 consent_changed = Signal()
+
+
+def send_after_commit(
+    signal: Signal,
+    model: type,
+    pks: Iterable[int],
+    arguments: Callable[[Any], dict[str, Any]],
+    *,
+    related: tuple[str, ...] = (),
+) -> None:
+    """Send ``signal`` for each row ``pks`` of ``model`` once the current
+    transaction commits, the one way django_mmc sends every signal: nothing
+    at all when nobody listens, otherwise one query after the commit that
+    reads the rows as they are then, and ``arguments(row)`` as the keyword
+    arguments of each send."""
+    pks = list(pks)
+    if not pks or not signal.has_listeners(model):
+        return
+
+    def send() -> None:
+        rows = model.objects.select_related(*related).in_bulk(pks)
+        for pk in pks:
+            row = rows.get(pk)
+            if row is not None:
+                signal.send(sender=model, **arguments(row))
+
+    dispatch.on_commit(send)

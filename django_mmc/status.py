@@ -13,19 +13,27 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .contract import ERROR_DIALOGUE_ACTIVE, ERROR_DIALOGUE_CLOSED, PlatformStatus
+from .contract import ClosedBy as WireClosedBy
+from .contract import Direction as WireDirection
+from .contract import InitiatedBy as WireInitiatedBy
+
 
 class Status(models.TextChoices):
+    """A notification's or dialogue message's status: the platform's own
+    words (:class:`django_mmc.contract.PlatformStatus`) and the local ones."""
+
     SCHEDULED = "SCHEDULED", _("Scheduled")
     QUEUED = "QUEUED", _("Waiting to be sent")
     SENDING = "SENDING", _("Being sent")
     ERROR = "ERROR", _("Not sent: retries used up")
     REFUSED = "REFUSED", _("Refused by the platform")
-    ACCEPTED = "ACCEPTED", _("Accepted")
-    SENT = "SENT", _("Sent")
-    DELIVERED = "DELIVERED", _("Delivered")
-    READ = "READ", _("Read")
-    FAILED = "FAILED", _("Failed")
-    EXPIRED = "EXPIRED", _("Expired")
+    ACCEPTED = PlatformStatus.ACCEPTED.value, _("Accepted")
+    SENT = PlatformStatus.SENT.value, _("Sent")
+    DELIVERED = PlatformStatus.DELIVERED.value, _("Delivered")
+    READ = PlatformStatus.READ.value, _("Read")
+    FAILED = PlatformStatus.FAILED.value, _("Failed")
+    EXPIRED = PlatformStatus.EXPIRED.value, _("Expired")
     RECEIVED = "RECEIVED", _("Received")
     CANCELLED = "CANCELLED", _("Cancelled")
 
@@ -50,8 +58,7 @@ _RANK = {
 FINAL_STATUSES = frozenset({Status.READ, Status.FAILED, Status.EXPIRED, Status.REFUSED,
                             Status.RECEIVED, Status.CANCELLED})
 #: Statuses the platform reports.
-PLATFORM_STATUSES = frozenset({Status.ACCEPTED, Status.SENT, Status.DELIVERED, Status.READ,
-                               Status.FAILED, Status.EXPIRED})
+PLATFORM_STATUSES = frozenset(Status(s.value) for s in PlatformStatus)
 #: Rows the platform has and may still report on: what status polling asks about.
 POLLABLE_STATUSES = (Status.ACCEPTED, Status.SENT, Status.DELIVERED)
 #: Rows waiting for a worker.
@@ -118,17 +125,43 @@ ACTIVE_DIALOGUE_STATUSES = (DialogueStatus.OPENING, DialogueStatus.OPEN, Dialogu
 
 
 class Direction(models.TextChoices):
-    INBOUND = "INBOUND", _("From the recipient")
-    OUTBOUND = "OUTBOUND", _("To the recipient")
+    INBOUND = WireDirection.INBOUND.value, _("From the recipient")
+    OUTBOUND = WireDirection.OUTBOUND.value, _("To the recipient")
 
 
 class InitiatedBy(models.TextChoices):
-    AGENT = "AGENT", _("Us")
-    RECIPIENT = "RECIPIENT", _("The recipient")
+    AGENT = WireInitiatedBy.AGENT.value, _("Us")
+    RECIPIENT = WireInitiatedBy.RECIPIENT.value, _("The recipient")
 
 
 class ClosedBy(models.TextChoices):
-    AGENT = "AGENT", _("Us")
-    RECIPIENT = "RECIPIENT", _("The recipient")
-    PLATFORM = "PLATFORM", _("The platform")
-    TIMEOUT = "TIMEOUT", _("Inactivity timeout")
+    AGENT = WireClosedBy.AGENT.value, _("Us")
+    RECIPIENT = WireClosedBy.RECIPIENT.value, _("The recipient")
+    PLATFORM = WireClosedBy.PLATFORM.value, _("The platform")
+    TIMEOUT = WireClosedBy.TIMEOUT.value, _("Inactivity timeout")
+
+
+class FailureCode:
+    """The ``failure_code`` values django_mmc sets itself (the platform's own
+    codes are stored as it sends them)."""
+
+    #: Not sent before its ``expires_at``.
+    EXPIRED_UNSENT = "EXPIRED_UNSENT"
+    #: Its dialogue closed (or was never open) before it could be sent.
+    DIALOGUE_CLOSED = ERROR_DIALOGUE_CLOSED
+    #: Its dialogue could not be opened.
+    DIALOGUE_NOT_OPENED = "DIALOGUE_NOT_OPENED"
+    #: The platform answered a create with a dialogue id another recipient's
+    #: dialogue already holds.
+    DIALOGUE_ID_CONFLICT = "DIALOGUE_ID_CONFLICT"
+    #: Another agent holds the recipient.
+    DIALOGUE_ACTIVE = ERROR_DIALOGUE_ACTIVE
+    #: The platform refused a close (409/422): ended here with the reason.
+    CLOSE_REFUSED = "CLOSE_REFUSED"
+    #: Closing on the platform kept failing: ended here, retries used up.
+    CLOSE_GAVE_UP = "CLOSE_GAVE_UP"
+
+    @staticmethod
+    def http(status_code: int | None) -> str:
+        """The code of a refusal that came without one of the platform's."""
+        return f"HTTP_{status_code}"

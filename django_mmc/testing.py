@@ -29,53 +29,30 @@ from .signing import sign
 
 __all__ = ["build_event", "format_timestamp", "new_event_id", "signed_delivery"]
 
-# Per event type: (attribute name, keyword, default) for each attribute, and
-# (relationship name, keyword, resource type) for each relationship. A default
-# of _REQUIRED means the keyword must be given. The dialogue agent relationship
-# is common to every type and comes from ``agent_id``.
-_REQUIRED = object()
+#: A default that means the keyword must be given.
+_REQUIRED = contract.REQUIRED
 
+
+def _keyword(field: str) -> str:
+    """The :func:`build_event` keyword of an event schema field: the
+    relationship fields drop their ``_id`` (``notification_id`` is given as
+    ``notification=``)."""
+    return field.removesuffix("_id")
+
+
+# Per event type, from the contract's event schema: (attribute name, keyword,
+# default) for each attribute, and (relationship name, keyword, resource
+# type) for each relationship. The dialogue agent relationship is common to
+# every type and comes from ``agent_id``.
 _ATTRIBUTES: dict[str, tuple[tuple[str, str, Any], ...]] = {
-    contract.EVENT_NOTIFICATION_STATUS: (
-        ("status", "status", _REQUIRED),
-        ("failure", "failure", None),
-    ),
-    contract.EVENT_MESSAGE_STATUS: (
-        ("status", "status", _REQUIRED),
-        ("failure", "failure", None),
-    ),
-    contract.EVENT_MESSAGE_RECEIVED: (
-        ("text", "text", ""),
-        ("channelType", "channel_type", _REQUIRED),
-        ("files", "files", ()),
-    ),
-    contract.EVENT_DIALOGUE_OPENED: (
-        ("initiatedBy", "initiated_by", _REQUIRED),
-        ("channelType", "channel_type", _REQUIRED),
-    ),
-    contract.EVENT_DIALOGUE_CLOSED: (("closedBy", "closed_by", _REQUIRED),),
+    event_type: tuple((a.wire, _keyword(a.field), a.default) for a in schema.attributes)
+    for event_type, schema in contract.EVENT_SCHEMAS.items()
 }
 
 _RELATIONSHIPS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    contract.EVENT_NOTIFICATION_STATUS: (
-        ("notification", "notification", contract.TYPE_NOTIFICATIONS),
-    ),
-    contract.EVENT_MESSAGE_STATUS: (
-        ("message", "message", contract.TYPE_MESSAGES),
-        ("dialogue", "dialogue", contract.TYPE_DIALOGUES),
-    ),
-    contract.EVENT_MESSAGE_RECEIVED: (
-        ("message", "message", contract.TYPE_MESSAGES),
-        ("dialogue", "dialogue", contract.TYPE_DIALOGUES),
-        ("recipient", "recipient", contract.RECIPIENT_TYPE),
-        ("channelGroup", "channel_group", contract.TYPE_CHANNEL_GROUPS),
-    ),
-    contract.EVENT_DIALOGUE_OPENED: (
-        ("dialogue", "dialogue", contract.TYPE_DIALOGUES),
-        ("recipient", "recipient", contract.RECIPIENT_TYPE),
-        ("channelGroup", "channel_group", contract.TYPE_CHANNEL_GROUPS),
-    ),
-    contract.EVENT_DIALOGUE_CLOSED: (("dialogue", "dialogue", contract.TYPE_DIALOGUES),),
+    event_type: tuple((r.wire, _keyword(r.field), r.resource_type)
+                      for r in schema.relationships)
+    for event_type, schema in contract.EVENT_SCHEMAS.items()
 }
 
 
@@ -187,7 +164,8 @@ def build_event(
         for name, keyword, resource_type in _RELATIONSHIPS[event_type]:
             relationships[name] = _linkage(resource_type, fields[keyword])
 
-    relationships["dialogueAgent"] = _linkage(contract.TYPE_DIALOGUE_AGENTS, agent_id)
+    agent = contract.EVENT_AGENT_RELATIONSHIP
+    relationships[agent.wire] = _linkage(agent.resource_type, agent_id)
     return {
         "data": {
             "type": contract.TYPE_EVENTS,

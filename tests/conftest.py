@@ -385,3 +385,12 @@ def directory(db: Any) -> dict[str, Any]:
     )
     return {"support": support, "sales": sales, "order_shipped": shipped, "otp": otp,
             "appointment_reminder": reminder}
+
+
+@pytest.fixture
+def synced(sandbox: Any, db: Any) -> Any:
+    """The sandbox, with the directory synced from it."""
+    from django_mmc.directory import sync_directory
+
+    sync_directory()
+    return sandbox

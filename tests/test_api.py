@@ -203,7 +203,7 @@ def test_a_campaign_is_handed_over_in_even_batches_of_at_most_send_batch_size(
     from django_mmc import tasks
 
     sent: list[list[int]] = []
-    monkeypatch.setattr(tasks.send_notification_batch, "apply_async",
+    monkeypatch.setattr(tasks.deliver_notification_batch, "apply_async",
                         lambda args, **options: sent.append(args[0]))
     settings.MMC = {**settings.MMC, "SEND_BATCH_SIZE": 25}
     numbers = [f"+3538612{index:05d}" for index in range(30)]

@@ -11,10 +11,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 import django_mmc
-from django_mmc import sending
 from django_mmc.models import Channel, ChannelGroup, Notification, Template, WebhookEvent
 from django_mmc.status import Status
 from django_mmc.testing import build_event
+from django_mmc.workers.notifications import deliver_notification
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def test_poll_statuses_command(sandbox, settings):
     run("mmc_sync_directory")
     settings.MMC = {**settings.MMC, "POLL_AFTER": 60}
     notification = django_mmc.send_notification("+353861234567", "otp", {"code": "1"})
-    sending.send_notification(notification.pk, task_id="t")
+    deliver_notification(notification.pk, task_id="t")
     sandbox.wait_for_webhooks(timeout=10)
     Notification.objects.update(status_changed_at=timezone.now() - timedelta(hours=1))
     output = run("mmc_poll_statuses")
@@ -101,7 +101,7 @@ def test_delete_old_events_keeps_failed_and_recent(directory):
 def test_sweep_outbox_command(directory, settings):
     settings.MMC = {**settings.MMC, "OUTBOX_DELAY": 60}
     notification = django_mmc.send_notification("+353861234567", "otp", {"code": "1"})
-    assert "send_notification: 0" in run("mmc_sweep_outbox")  # not overdue yet
+    assert "deliver_notification: 0" in run("mmc_sweep_outbox")  # not overdue yet
     Notification.objects.filter(pk=notification.pk).update(
         next_attempt_at=timezone.now() - timedelta(minutes=5))
-    assert "send_notification: 1" in run("mmc_sweep_outbox")
+    assert "deliver_notification: 1" in run("mmc_sweep_outbox")

@@ -21,10 +21,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from requests.adapters import HTTPAdapter
 
 from .. import __version__, contract
-from ..conf import MMCSettings, mmc_settings
+from ..conf import SETTING_NAME, MMCSettings, mmc_settings
 from ..exceptions import (
     MMCAPIError,
     MMCAuthError,
@@ -445,3 +447,9 @@ def reset_client() -> None:
         for client in _clients.values():
             client.close()
         _clients.clear()
+
+
+@receiver(setting_changed)
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING_NAME:
+        reset_client()

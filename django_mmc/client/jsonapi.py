@@ -20,6 +20,7 @@ from .resources import (
     ChannelGroupResource,
     ChannelResource,
     DialogueResource,
+    EventFields,
     EventResource,
     Failure,
     FileResource,
@@ -252,6 +253,38 @@ def parse_event(document: Any) -> EventResource:
         attributes=attrs,
         related=related,
     )
+
+
+def _event_value(name: str, value: Any) -> Any:
+    """One attribute of an event, checked: a bad value is a
+    :class:`DocumentError` naming it."""
+    if name == "files":
+        if not isinstance(value, (list, tuple)):
+            raise DocumentError("'files' must be a list.")
+        return tuple(parse_file(item) for item in value)
+    if name == "failure":
+        return parse_failure(value)
+    if name == "text":
+        if value is not None and not isinstance(value, str):
+            raise DocumentError("'text' must be a string.")
+        return value or ""
+    return str(value or "")
+
+
+def event_fields(event: EventResource) -> EventFields:
+    """The typed content of ``event``, by the contract's event schema.
+    Raises :class:`DocumentError` naming the first malformed value."""
+    schema = contract.EVENT_SCHEMAS.get(event.event_type)
+    values: dict[str, Any] = {
+        "dialogue_agent_id": event.related.get(contract.EVENT_AGENT_RELATIONSHIP.wire)}
+    if schema is not None:
+        for attribute in schema.attributes:
+            default = None if attribute.default is contract.REQUIRED else attribute.default
+            values[attribute.field] = _event_value(
+                attribute.field, event.attributes.get(attribute.wire, default))
+        for relationship in schema.relationships:
+            values[relationship.field] = event.related.get(relationship.wire)
+    return EventFields(**values)
 
 
 def error_objects(document: Any) -> list[dict[str, Any]]:

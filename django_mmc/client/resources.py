@@ -97,11 +97,34 @@ class MessageResource:
 
 @dataclass(frozen=True)
 class EventResource:
-    """A webhook event. ``related`` maps relationship names (camelCase, as on
-    the wire) to the related resource id."""
+    """A webhook event as it arrived. ``attributes`` and ``related`` (the
+    relationship names mapped to the related resource id) keep the wire's
+    names; :func:`~django_mmc.client.jsonapi.event_fields` reads them into
+    an :class:`EventFields`."""
 
     id: str
     event_type: str
     occurred_at: datetime | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     related: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventFields:
+    """What an event of a known type carries, checked and typed (see
+    ``EVENT_SCHEMAS`` in :mod:`django_mmc.contract`); what a type does not
+    carry stays empty."""
+
+    status: str = ""
+    failure: Failure | None = None
+    text: str = ""
+    channel_type: str = ""
+    files: tuple[FileResource, ...] = ()
+    initiated_by: str = ""
+    closed_by: str = ""
+    notification_id: str | None = None
+    message_id: str | None = None
+    dialogue_id: str | None = None
+    recipient: str | None = None
+    channel_group_id: str | None = None
+    dialogue_agent_id: str | None = None

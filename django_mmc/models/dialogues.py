@@ -168,6 +168,9 @@ class Dialogue(models.Model):
         """Send a message in this dialogue: free ``text``, or a ``template``
         with its ``context``. Validated now, stored, and sent by a worker after
         the current transaction commits. See :func:`django_mmc.api.send_message`."""
+        # The only sanctioned upward edge of the package: a model method
+        # calling the public API (the import is deferred; the API imports the
+        # models). Nothing else below the API imports it.
         from ..api import send_message
 
         return send_message(
@@ -178,7 +181,7 @@ class Dialogue(models.Model):
     def close(self, *, user: AbstractBaseUser | None = None) -> Dialogue:
         """Close the dialogue on the platform (after its queued messages are
         sent), so other agents can reach the recipient again."""
-        from ..api import close_dialogue
+        from ..api import close_dialogue  # the sanctioned upward edge, as above
 
         return close_dialogue(self, user=user)
 

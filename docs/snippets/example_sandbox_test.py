@@ -4,7 +4,7 @@ import pytest
 
 import django_mmc
 from django_mmc.directory import sync_directory
-from django_mmc.tasks import send_notification as send_notification_task
+from django_mmc.tasks import deliver_notification
 
 
 @pytest.mark.django_db
@@ -16,10 +16,10 @@ def test_shipping_notice_reaches_the_platform(mmc_settings):
         "+353861234567", "order_shipped", {"first_name": "Ann"}
     )
     # What a worker does once the transaction commits, here and now.
-    assert send_notification_task.apply(args=[notification.pk]).get() == "ACCEPTED"
+    assert deliver_notification.apply(args=[notification.pk]).get() == "done"
 
     notification.refresh_from_db()
-    assert notification.platform_id
+    assert notification.status == "ACCEPTED" and notification.platform_id
     [received] = sandbox.notifications()
     assert received["template"] == "101"
     assert received["recipient"] == "+353861234567"
@@ -31,7 +31,7 @@ def test_unreachable_number_is_reported(mmc_settings):
     sandbox = mmc_settings
     sync_directory()
     notification = django_mmc.send_notification("+15005550001", "otp", {"code": "123456"})
-    send_notification_task.apply(args=[notification.pk]).get()
+    deliver_notification.apply(args=[notification.pk]).get()
     sandbox.wait_for_webhooks()  # the scripted number fails at its first step
 
     [received] = sandbox.notifications()

@@ -3,7 +3,7 @@ import pytest
 from django.urls import reverse
 
 import django_mmc
-from django_mmc.events import process_event
+from django_mmc.processing import process_event
 from django_mmc.models import Channel, ChannelGroup, Notification, Template, WebhookEvent
 from django_mmc.testing import build_event, signed_delivery
 

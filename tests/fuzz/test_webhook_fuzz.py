@@ -15,8 +15,8 @@ from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
 from django_mmc import contract
-from django_mmc.events import process_event
 from django_mmc.models import Dialogue, Message, Notification, Recipient, WebhookEvent
+from django_mmc.processing import process_event
 from django_mmc.signing import sign, verify
 from django_mmc.status import DialogueStatus, Direction, Status, can_advance
 from django_mmc.testing import build_event, signed_delivery

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 import django_mmc
 from django_mmc.models import Message, Notification, Recipient
-from django_mmc.sending import sweep_outbox
 from django_mmc.status import Direction, Status
+from django_mmc.workers.outbox import sweep_outbox
 
 pytestmark = pytest.mark.integration
 

@@ -45,8 +45,8 @@ from django_mmc import signals
 from django_mmc.api import send_message
 from django_mmc.models import Dialogue, Message, Notification, WebhookEvent
 from django_mmc.polling import poll_dialogues, poll_notifications
-from django_mmc.sending import sweep_outbox
 from django_mmc.status import DialogueStatus, Direction, Status, can_advance
+from django_mmc.workers.outbox import sweep_outbox
 
 pytestmark = pytest.mark.integration
 

@@ -141,7 +141,7 @@ def test_outbox_sweeper_sends_what_was_never_enqueued(mmc_stack):
     from django.utils import timezone
 
     from django_mmc.models import ChannelGroup, Recipient, Template
-    from django_mmc.sending import sweep_outbox
+    from django_mmc.workers.outbox import sweep_outbox
 
     notification = Notification.objects.create(
         recipient=Recipient.objects.for_number("+353861234567"),
@@ -153,7 +153,7 @@ def test_outbox_sweeper_sends_what_was_never_enqueued(mmc_stack):
     time.sleep(0.5)
     assert Notification.objects.get(pk=notification.pk).status == Status.QUEUED
     counts = sweep_outbox()
-    assert counts["send_notification"] == 1
+    assert counts["deliver_notification"] == 1
     wait_status(mmc_stack, notification, Status.ACCEPTED, Status.SENT, Status.DELIVERED,
                 Status.READ)
 

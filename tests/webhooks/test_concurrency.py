@@ -12,11 +12,11 @@ import pytest
 import requests
 from django.db import connections, transaction
 
-from django_mmc.events import process_event
 from django_mmc.models import ChannelGroup, Dialogue, Message, Recipient, WebhookEvent
-from django_mmc.sending import _opened
+from django_mmc.processing import process_event
 from django_mmc.status import DialogueStatus
 from django_mmc.testing import build_event, signed_delivery
+from django_mmc.workers.dialogues import opened
 from tests.markers import needs_postgresql
 
 from .cases import SECRETS, WebhookCase, load_event
@@ -123,12 +123,12 @@ class TestProcessingMeetsTheOpeningWorker(WebhookCase):
         release = threading.Event()
 
         def opening_worker() -> None:
-            # What sending.open_dialogue does around the platform call.
+            # What workers.dialogues.open_on_platform does around the platform call.
             with transaction.atomic():
                 dialogue = Dialogue.objects.select_for_update().get(pk=ours.pk)
                 locked.set()
                 release.wait(10)
-                _opened(dialogue, "9002")
+                opened(dialogue, "9002")
 
         worker, worker_outcome = in_thread(opening_worker)
         assert locked.wait(10)

@@ -1,4 +1,4 @@
-"""Processing stored events: :func:`django_mmc.events.process_event` applied
+"""Processing stored events: :func:`django_mmc.processing.process_event` applied
 in the test process to events the view stored (scenarios 16, 22, 26, 29-32)."""
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from django_mmc import signals
+from django_mmc import signals, transitions
 from django_mmc.client import jsonapi
-from django_mmc.events import process_event, reprocess
 from django_mmc.models import (
     ChannelGroup,
     Dialogue,
@@ -21,7 +20,7 @@ from django_mmc.models import (
     Recipient,
     WebhookEvent,
 )
-from django_mmc.sending import record_success
+from django_mmc.processing import process_event, reprocess
 from django_mmc.status import DialogueStatus, Direction, Status
 from django_mmc.testing import build_event
 
@@ -219,7 +218,7 @@ class TestNotificationStatus(ProcessingCase):
         # The worker records the platform's answer; the event is not dropped.
         resource = jsonapi.parse_notification(
             {"type": "notifications", "id": "79746", "attributes": {"status": "ACCEPTED"}})
-        record_success(Notification, notification, resource)
+        transitions.record_sent(Notification, notification.pk, resource)
         stored = self.again(stored)
 
         assert stored.state == PROCESSED and stored.attempts == 2

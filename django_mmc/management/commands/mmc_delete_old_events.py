@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from django_mmc.conf import mmc_settings
-from django_mmc.events import delete_old_events
+from django_mmc.processing import delete_old_events
 
 
 class Command(BaseCommand):

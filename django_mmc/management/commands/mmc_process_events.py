@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from django_mmc.events import process_event
 from django_mmc.models import WebhookEvent
+from django_mmc.processing import process_event
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from django_mmc.sending import sweep_outbox
+from django_mmc.workers.outbox import sweep_outbox
 
 
 class Command(BaseCommand):

@@ -1,0 +1,288 @@
+"""Processing stored webhook events (the heavy half of the webhook).
+
+The view verifies, stores and acknowledges; :func:`process_event` then applies
+one stored event inside one transaction, idempotently: processing an event
+twice changes nothing the second time. An event about a notification or
+message whose platform id is not stored yet (the webhook beat the worker that
+records the create response) is kept ``WAITING`` and applied later.
+
+A webhook body is untrusted input even with a valid signature: every value is
+checked before use, and a bad one fails the event with an error, never a
+half-written change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import dispatch, transitions
+from .client import jsonapi
+from .client.resources import EventFields, EventResource
+from .conf import mmc_settings
+from .contract import EventType
+from .dispatch import Work
+from .models import ChannelGroup, Dialogue, Message, Notification, Recipient, WebhookEvent
+from .status import (
+    ACTIVE_DIALOGUE_STATUSES,
+    STATUS_VALUES,
+    ClosedBy,
+    FailureCode,
+)
+from .webhooks.storage import in_utc
+
+logger = logging.getLogger("django_mmc.webhooks")
+
+PROCESSED = WebhookEvent.State.PROCESSED
+WAITING = WebhookEvent.State.WAITING
+IGNORED = WebhookEvent.State.IGNORED
+
+
+class EventError(ValueError):
+    """The event's content cannot be applied (a value missing or malformed)."""
+
+
+def check_agent(fields: EventFields, agent_key: str) -> None:
+    """The platform sends an agent's events to that agent's endpoint only: an
+    event naming another agent is refused, so a secret leaked for one agent
+    cannot be used to forge events about another agent's dialogues."""
+    claimed = fields.dialogue_agent_id
+    agent = mmc_settings.agents.get(agent_key)
+    if claimed and agent is not None and claimed != agent.id:
+        raise EventError(
+            f"The event is for dialogue agent {claimed[:64]} but arrived at the endpoint of "
+            f"agent {agent_key!r} (id {agent.id}).")
+
+
+def _same_agent(dialogue: Dialogue, agent_key: str) -> Dialogue:
+    if dialogue.agent_key != agent_key:
+        raise EventError(f"Dialogue {dialogue.pk} belongs to agent {dialogue.agent_key!r}, "
+                         f"not to {agent_key!r} whose endpoint received the event.")
+    return dialogue
+
+
+def process_event(pk: int) -> str:
+    """Apply stored event ``pk``; returns its new state. Safe to call twice,
+    and from two workers at once (the row is locked while it is applied)."""
+    try:
+        with transaction.atomic():
+            stored = WebhookEvent.objects.select_for_update().filter(pk=pk).first()
+            if stored is None or stored.state in (PROCESSED, IGNORED):
+                return stored.state if stored else "missing"
+            event = jsonapi.parse_event(json.loads(stored.body))
+            event = replace(event, occurred_at=in_utc(event.occurred_at))
+            handler = HANDLERS.get(event.event_type)
+            try:
+                fields = jsonapi.event_fields(event)
+            except jsonapi.DocumentError as error:
+                raise EventError(str(error)) from None
+            check_agent(fields, stored.agent_key)
+            state = IGNORED if handler is None else handler(event, fields, stored.agent_key)
+            stored.state = state
+            stored.attempts += 1
+            stored.error = ""
+            stored.processed_at = timezone.now() if state == PROCESSED else None
+            stored.save(update_fields=["state", "attempts", "error", "processed_at"])
+            return state
+    except Exception as error:  # noqa: BLE001 - recorded outside the rolled-back transaction
+        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+        WebhookEvent.objects.filter(pk=pk).update(
+            state=WebhookEvent.State.FAILED, error=detail[:4000],
+            attempts=F("attempts") + 1,
+        )
+        logger.warning("django_mmc: webhook event %s failed: %s", pk, detail)
+        return WebhookEvent.State.FAILED
+
+
+Handler = Callable[[EventResource, EventFields, str], str]
+
+
+# -- status events ---------------------------------------------------------------
+
+
+def _required(value: str | None, name: str) -> str:
+    if not value:
+        raise EventError(f"The event has no {name!r} relationship.")
+    return value
+
+
+def apply_status(model: type, platform_id: str, fields: EventFields,
+                 agent_key: str | None = None) -> str:
+    """Move the row with ``platform_id`` forward to the reported status;
+    ``WAITING`` when the row is not known yet."""
+    if fields.status not in STATUS_VALUES:
+        raise EventError(f"Unknown status {fields.status!r}.")
+    try:
+        applied = transitions.advance(model, platform_id, fields.status, fields.failure,
+                                      agent_key=agent_key)
+    except transitions.WrongAgent as error:
+        raise EventError(str(error)) from None
+    return WAITING if applied is transitions.Applied.UNKNOWN else PROCESSED
+
+
+def on_notification_status(event: EventResource, fields: EventFields, agent_key: str) -> str:
+    return apply_status(Notification, _required(fields.notification_id, "notification"), fields)
+
+
+def on_message_status(event: EventResource, fields: EventFields, agent_key: str) -> str:
+    return apply_status(Message, _required(fields.message_id, "message"), fields,
+                        agent_key=agent_key)
+
+
+# -- dialogue events ---------------------------------------------------------------
+
+
+def _group(platform_id: str) -> ChannelGroup:
+    group, _ = ChannelGroup.objects.get_or_create(platform_id=platform_id)
+    return group
+
+
+def find_or_create_dialogue(event: EventResource, fields: EventFields, agent_key: str
+                            ) -> Dialogue:
+    """The local dialogue the event belongs to, created if the platform opened
+    one we do not know yet (a recipient wrote first)."""
+    platform_id = _required(fields.dialogue_id, "dialogue")
+    dialogue = Dialogue.objects.select_for_update().filter(platform_id=platform_id).first()
+    if dialogue is not None:
+        return _same_agent(dialogue, agent_key)
+    recipient = Recipient.objects.for_number(_required(fields.recipient, "recipient"))
+    group = _group(_required(fields.channel_group_id, "channelGroup"))
+    opened_at = event.occurred_at or timezone.now()
+    active = list(Dialogue.objects.select_for_update().filter(
+        recipient=recipient, channel_group=group, status__in=ACTIVE_DIALOGUE_STATUSES))
+    for local in active:
+        if local.platform_id == platform_id:
+            # The worker opening it held the lock and stored this id meanwhile
+            # (it also sends dialogue_opened).
+            return _same_agent(local, agent_key)
+    for local in active:
+        if local.platform_id is None and local.agent_key == agent_key:
+            # Ours, being opened: the webhook beat the create response.
+            transitions.mark_dialogue_open(local, platform_id, opened_at)
+            return local
+    for local in active:
+        # The platform opened a new dialogue for this recipient and group, so
+        # whatever we thought was open is not any more.
+        if local.platform_id is None:
+            transitions.mark_dialogue_conflict(
+                local, holder_dialogue_id=platform_id,
+                holder_agent_id=fields.dialogue_agent_id or "",
+                code=FailureCode.DIALOGUE_ACTIVE,
+                detail="The platform opened a dialogue with another agent meanwhile.")
+        else:
+            transitions.mark_dialogue_closed(local, closed_by=ClosedBy.PLATFORM)
+    return transitions.open_from_platform(
+        agent_key=agent_key, recipient=recipient, channel_group=group,
+        channel_type=fields.channel_type, platform_id=platform_id,
+        initiated_by=fields.initiated_by, opened_at=opened_at)
+
+
+def on_dialogue_opened(event: EventResource, fields: EventFields, agent_key: str) -> str:
+    find_or_create_dialogue(event, fields, agent_key)
+    return PROCESSED
+
+
+def on_message_received(event: EventResource, fields: EventFields, agent_key: str) -> str:
+    message_id = _required(fields.message_id, "message")
+    if Message.objects.filter(platform_id=message_id).exists():
+        return PROCESSED  # a duplicate delivery
+    dialogue = find_or_create_dialogue(event, fields, agent_key)
+    transitions.store_inbound_message(
+        dialogue, message_id, text=fields.text, files=[file_entry(f) for f in fields.files],
+        channel_type=fields.channel_type or dialogue.channel_type,
+        received_at=event.occurred_at or timezone.now())
+    return PROCESSED
+
+
+def file_entry(parsed: Any) -> dict[str, Any]:
+    """A file as a message's ``files`` keeps it."""
+    return {"id": parsed.id, "name": parsed.name, "contentType": parsed.content_type,
+            "size": parsed.size, "url": parsed.url}
+
+
+def on_dialogue_closed(event: EventResource, fields: EventFields, agent_key: str) -> str:
+    dialogue = Dialogue.objects.filter(platform_id=_required(fields.dialogue_id, "dialogue")
+                                       ).first()
+    if dialogue is None:
+        return WAITING  # its dialogue.opened may still be on the way
+    _same_agent(dialogue, agent_key)
+    closed_by = fields.closed_by if fields.closed_by in ClosedBy.values else ClosedBy.PLATFORM
+    transitions.mark_dialogue_closed(dialogue, closed_by=closed_by, closed_at=event.occurred_at)
+    return PROCESSED
+
+
+HANDLERS: dict[str, Handler] = {
+    EventType.NOTIFICATION_STATUS.value: on_notification_status,
+    EventType.MESSAGE_STATUS.value: on_message_status,
+    EventType.MESSAGE_RECEIVED.value: on_message_received,
+    EventType.DIALOGUE_OPENED.value: on_dialogue_opened,
+    EventType.DIALOGUE_CLOSED.value: on_dialogue_closed,
+}
+
+
+def process_pending(limit: int = 10_000, batch_size: int = 100,
+                    linger: float | None = None) -> dict[str, int]:
+    """Process stored events that are waiting for a worker, oldest first, in
+    batches (the task the webhook view hands events to), then keep looking
+    for new ones until none has come for ``linger`` seconds (see
+    :func:`django_mmc.dispatch.hand_over_event` for why). Events whose
+    subject is not known yet get their own retrying task."""
+    from django.core.cache import caches
+
+    linger = dispatch.EVENTS_LINGER if linger is None else linger
+    try:  # deliveries from now on start another batch
+        caches[mmc_settings.CACHE_ALIAS].delete(dispatch.EVENTS_PENDING_KEY)
+    except Exception:  # noqa: BLE001 - the flag only saves work
+        logger.warning("django_mmc: cache unreachable while taking a batch of events")
+    counts: dict[str, int] = {}
+    done = 0
+    quiet_since = time.monotonic()
+    while done < limit:
+        pks = list(WebhookEvent.objects.filter(state=WebhookEvent.State.PENDING)
+                   .order_by("received_at", "pk").values_list("pk", flat=True)[:batch_size])
+        if not pks:
+            if time.monotonic() - quiet_since >= linger:
+                break
+            time.sleep(min(0.1, linger))
+            continue
+        for pk in pks:
+            state = process_event(pk)
+            counts[state] = counts.get(state, 0) + 1
+            if state == WAITING:
+                dispatch.enqueue(Work.PROCESS_EVENT, pk, countdown=0.5)
+        done += len(pks)
+        quiet_since = time.monotonic()
+    return counts
+
+
+def reprocess(queryset: Any, *, include_processed: bool = False) -> int:
+    """Put events back to be processed (by default only failed and waiting
+    ones; processing a processed event again changes nothing); returns how many."""
+    if not include_processed:
+        queryset = queryset.exclude(state__in=(PROCESSED, IGNORED))
+    pks = list(queryset.values_list("pk", flat=True))
+    WebhookEvent.objects.filter(pk__in=pks).update(state=WebhookEvent.State.PENDING, error="",
+                                                   enqueued_at=timezone.now())
+    dispatch.enqueue_many(Work.PROCESS_EVENT, pks)
+    return len(pks)
+
+
+def delete_old_events(days: int | None = None) -> int:
+    """Delete processed and ignored events older than ``days`` (default
+    ``MMC['WEBHOOK_EVENT_RETENTION_DAYS']``); failed ones are kept."""
+    from datetime import timedelta
+
+    days = mmc_settings.WEBHOOK_EVENT_RETENTION_DAYS if days is None else days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = WebhookEvent.objects.filter(
+        state__in=(PROCESSED, IGNORED), received_at__lt=cutoff).delete()
+    return deleted
