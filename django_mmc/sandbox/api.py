@@ -100,16 +100,16 @@ class ApiCall:
 
 
 def list_channel_groups(call: ApiCall) -> Answer:
-    types = call.platform.wire
+    wire = call.platform.wire
     include = call.query.include()
-    if include not in (None, "", types.TYPE_CHANNELS):
+    if include not in (None, "", wire.TYPE_CHANNELS):
         raise ApiError(
             400,
             contract.ERROR_BAD_REQUEST,
-            f"Only include={types.TYPE_CHANNELS} is supported.",
+            f"Only include={wire.TYPE_CHANNELS} is supported.",
             parameter=INCLUDE,
         )
-    return call.platform.channel_groups_document(include == types.TYPE_CHANNELS, call.query.page())
+    return call.platform.channel_groups_document(include == wire.TYPE_CHANNELS, call.query.page())
 
 
 def list_templates(call: ApiCall) -> Answer:
