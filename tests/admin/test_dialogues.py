@@ -3,10 +3,12 @@ the messages list."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from django_mmc.models import (
     Dialogue,
@@ -168,3 +170,87 @@ def test_care_window_and_template_reply(admin_client: Any, directory: dict,
     assert any("template message is queued" in m for m in follow_messages(sent))
     transcript = admin_client.get(url).content.decode()
     assert "Hi Ann, your order is on its way" in transcript
+
+
+# -- the admin at work: exact times, replies never lost, confirmation --------------------
+
+
+def test_the_transcript_shows_each_time_to_the_second_with_the_zone(admin_client: Any,
+                                                                    rows: dict) -> None:
+    written = timezone.now().replace(microsecond=0) - timedelta(minutes=5, seconds=7)
+    Message.objects.filter(pk=rows["inbound"].pk).update(received_at=written)
+    html = admin_client.get(reverse("admin:django_mmc_dialogue_change",
+                                    args=[rows["dialogue"].pk])).content.decode()
+    transcript = html[html.index('id="mmc-transcript"'):]
+    assert f'{timezone.localtime(written):%Y-%m-%d %H:%M:%S} UTC' in transcript
+    assert f'datetime="{written.isoformat()}"' in transcript
+
+
+def test_free_text_refused_by_the_care_window_comes_back_with_the_reason(
+        admin_client: Any, directory: dict) -> None:
+    dialogue = make_dialogue(directory)  # opened by us: the recipient never wrote
+    url = reverse("admin:django_mmc_dialogue_change", args=[dialogue.pk])
+    page = admin_client.get(url).content.decode()
+    # The box is off and says why, before anything is typed.
+    assert 'readonly aria-describedby="mmc-care-window"' in page
+    assert 'id="mmc-send-reply" class="default" value="Send reply" disabled' in page
+    assert "only a template can be sent" in page
+    text = "Your parcel was handed to the courier at 10:04."
+    response = admin_client.post(reverse("admin:django_mmc_dialogue_reply", args=[dialogue.pk]),
+                                 {"text": text}, follow=True)
+    assert response.redirect_chain[-1][0].endswith("#mmc-reply-form")
+    html = response.content.decode()
+    box = html[html.index('id="mmc-reply-form"'):html.index("</form>", html.index(
+        'id="mmc-reply-form"'))]
+    assert text in box
+    assert 'class="errorlist' in box and "only a template" in box
+    assert not dialogue.messages.exists()
+    # Shown once: a reload is an empty box again.
+    assert text not in admin_client.get(url).content.decode()
+
+
+def test_a_refused_reply_in_an_open_window_comes_back_editable(admin_client: Any,
+                                                               rows: dict) -> None:
+    dialogue = rows["dialogue"]
+    too_long = "x" * 5000
+    response = admin_client.post(reverse("admin:django_mmc_dialogue_reply", args=[dialogue.pk]),
+                                 {"text": too_long}, follow=True)
+    form = response.context["reply_form"]
+    assert form["text"].value() == too_long and form.errors["text"]
+    html = response.content.decode()
+    assert too_long in html
+    box = html[html.index('id="mmc-reply-text"') - 200:html.index('id="mmc-reply-text"')]
+    assert "readonly" not in box
+
+
+def test_a_refused_template_reply_keeps_what_was_typed(admin_client: Any, directory: dict
+                                                       ) -> None:
+    dialogue = make_dialogue(directory)
+    template = directory["order_shipped"]
+    response = admin_client.post(
+        reverse("admin:django_mmc_dialogue_reply", args=[dialogue.pk]),
+        {"template": template.pk, "param_first_name": "",
+         "param_tracking_url": "https://t.example/kept"}, follow=True)
+    html = response.content.decode()
+    assert 'value="https://t.example/kept"' in html
+    assert 'id="mmc-template-reply-form"' in html and "errorlist" in html
+    assert not dialogue.messages.exists()
+
+
+def test_closing_asks_for_confirmation(admin_client: Any, rows: dict) -> None:
+    html = admin_client.get(reverse("admin:django_mmc_dialogue_change",
+                                    args=[rows["dialogue"].pk])).content.decode()
+    form = html[html.index('id="mmc-close-form"') - 300:html.index('id="mmc-close-dialogue"')]
+    assert 'data-mmc-confirm="Close this dialogue?' in form
+    assert "django_mmc/forms.js" in html
+
+
+def test_the_messages_list_shows_a_template_messages_text(admin_client: Any, directory: dict
+                                                          ) -> None:
+    dialogue = make_dialogue(directory)
+    Message.objects.create(dialogue=dialogue, direction=Direction.OUTBOUND,
+                           template=directory["order_shipped"], context={"first_name": "Ann"},
+                           status=Status.SENT)
+    html = admin_client.get(reverse("admin:django_mmc_message_changelist")).content.decode()
+    assert "Hi Ann, your order is on its way:" in html
+    assert "(order_shipped)" in html and "{{tracking_url}}" not in html

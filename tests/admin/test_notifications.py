@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib import messages
 from django.urls import reverse
 from django.utils import timezone
 
@@ -309,3 +310,82 @@ def test_the_fallback_chain_is_shown_on_both_notifications(admin_client, directo
         chain = html[html.lower().index("fallback chain"):]
         assert chain.index("WHATSAPP") < chain.index("SMS")
         assert "(this one)" in chain
+
+
+# -- the admin at work: dense lists, exact times, the text as sent, actions on the page --
+
+
+def test_the_list_is_dense_and_the_status_cell_has_its_time_and_failure(
+        admin_client: Any, directory: dict) -> None:
+    at = timezone.now().replace(microsecond=0)
+    make_notification(directory, status=Status.FAILED, failure_code="RECIPIENT_UNREACHABLE",
+                      failure_detail="Switched off.", status_changed_at=at)
+    Notification.objects.update(status_changed_at=at)
+    response = admin_client.get(reverse("admin:django_mmc_notification_changelist"))
+    assert len(response.context["cl"].list_display) <= 6  # the checkbox and five columns
+    html = response.content.decode()
+    assert f'{timezone.localtime(at):%Y-%m-%d %H:%M:%S}' in html
+    cell = html[html.index('class="mmc-cell"'):]
+    assert cell.index("mmc-status-failed") < cell.index("RECIPIENT_UNREACHABLE")
+
+
+def test_the_status_history_is_ordered_to_the_second(admin_client: Any, directory: dict
+                                                     ) -> None:
+    base = timezone.now().replace(second=0, microsecond=0)
+    notification = make_notification(directory, status=Status.READ, platform_id="9")
+    Notification.objects.filter(pk=notification.pk).update(
+        created_at=base, accepted_at=base + timedelta(seconds=1),
+        sent_at=base + timedelta(seconds=2), delivered_at=base + timedelta(seconds=3),
+        read_at=base + timedelta(seconds=4))
+    html = admin_client.get(reverse("admin:django_mmc_notification_change",
+                                    args=[notification.pk])).content.decode()
+    history = html[html.index('class="mmc-history"'):]
+    history = history[:history.index("</ol>")]
+    positions = [history.index(f"{timezone.localtime(base) + timedelta(seconds=s):%H:%M:%S} "
+                               "UTC") for s in range(5)]
+    assert positions == sorted(positions)
+    labels = [history.index(label) for label in ("Created", "Accepted", "Sent", "Delivered",
+                                                  "Read")]
+    assert labels == sorted(labels)
+
+
+def test_the_text_leaves_out_an_optional_parameter_not_given(admin_client: Any,
+                                                             directory: dict) -> None:
+    notification = make_notification(directory, context={"first_name": "Ann"})
+    html = admin_client.get(reverse("admin:django_mmc_notification_change",
+                                    args=[notification.pk])).content.decode()
+    assert "Hi Ann, your order is on its way:" in html
+    assert "{{tracking_url}}" not in html and "{{" not in html.split('id="content"')[1]
+
+
+def test_retry_on_a_failed_notifications_page_links_to_the_new_one(admin_client: Any,
+                                                                   directory: dict) -> None:
+    failed = make_notification(directory, status=Status.FAILED, platform_id="1")
+    delivered = make_notification(directory, status=Status.DELIVERED, platform_id="2")
+    page = reverse("admin:django_mmc_notification_change", args=[failed.pk])
+    assert 'id="mmc-retry"' in admin_client.get(page).content.decode()
+    other = reverse("admin:django_mmc_notification_change", args=[delivered.pk])
+    assert 'id="mmc-retry"' not in admin_client.get(other).content.decode()
+    response = admin_client.post(reverse("admin:django_mmc_notification_retry",
+                                         args=[failed.pk]), follow=True)
+    new = Notification.objects.get(retry_of=failed)
+    assert response.redirect_chain[-1][0] == page
+    new_url = reverse("admin:django_mmc_notification_change", args=[new.pk])
+    assert f'<a href="{new_url}" id="mmc-retried-as">' in response.content.decode()
+    # The old page lists what it was retried as.
+    assert f'href="{new_url}"' in admin_client.get(page).content.decode()
+    refused = admin_client.post(reverse("admin:django_mmc_notification_retry",
+                                        args=[delivered.pk]), follow=True)
+    assert any("can be retried" in m for m in follow_messages(refused))
+
+
+def test_refreshing_final_statuses_is_information_not_an_error(
+        admin_client: Any, directory: dict, monkeypatch: Any) -> None:
+    read = make_notification(directory, status=Status.READ, platform_id="503")
+    fake = FakeClient({})
+    monkeypatch.setattr("django_mmc.client.get_client", lambda: fake)
+    response = run_action(admin_client, "notification", "refresh_status", [read])
+    [message] = list(response.context["messages"])
+    assert message.level == messages.INFO
+    assert "their status is final" in str(message)
+    assert fake.calls == []

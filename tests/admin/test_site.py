@@ -57,7 +57,9 @@ def test_platform_owned_rows_cannot_be_added_changed_or_deleted(admin_client: An
                                                                ) -> None:
     for model in ("notification", "dialogue", "message", "webhookevent", "channelgroup",
                   "template", "consentchange"):
-        assert admin_client.get(reverse(f"admin:django_mmc_{model}_add")).status_code == 403
+        add = admin_client.get(reverse(f"admin:django_mmc_{model}_add"))
+        assert add.status_code == 403
+        assert 'id="mmc-forbidden"' in add.content.decode()  # the admin's own 403 page
         obj = rows[ROW_OF[model]]
         delete = reverse(f"admin:django_mmc_{model}_delete", args=[obj.pk])
         assert admin_client.post(delete, {"post": "yes"}).status_code == 403
