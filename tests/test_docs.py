@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import logging
+import os
 import re
 import runpy
 import sys
@@ -44,7 +45,8 @@ from django_mmc.sandbox.pytest_plugin import (  # noqa: F401
 )
 from django_mmc.status import DialogueStatus, Status
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
 SNIPPETS = DOCS / "snippets"
 SNIPPET_FILES = sorted(SNIPPETS.glob("*.py"))
 
@@ -118,6 +120,63 @@ def test_settings_snippet_passes_the_system_checks(settings_snippet: dict[str, A
         messages = checks.check_mmc_settings()
     assert messages == []
     assert settings_snippet["MMC"]["CLIENT_ID"] == SNIPPET_ENV["MMC_CLIENT_ID"]
+
+
+def test_settings_snippet_runs_with_no_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pasted as it is, the settings point at the sandbox with its credentials."""
+    for name in [*SNIPPET_ENV, "MMC_BASE_URL", "MMC_OAUTH_BASE_URL", "REDIS_URL",
+                 "CELERY_BROKER_URL", "MMC_SUPPORT_AGENT_ID", "MMC_DEFAULT_CHANNEL_GROUP"]:
+        monkeypatch.delenv(name, raising=False)
+    namespace = runpy.run_path(str(SNIPPETS / "settings.py"))
+    mmc = namespace["MMC"]
+    assert mmc["BASE_URL"] == "http://127.0.0.1:8765"
+    assert mmc["OAUTH_BASE_URL"] == "http://127.0.0.1:8765/oauth2/v2.0"
+    assert mmc["CLIENT_ID"] == "sandbox-client"
+    assert mmc["AGENTS"]["support"] == {"ID": "17", "WEBHOOK_SECRETS": ["agent-17-secret"]}
+    with override_settings(MMC=mmc, CACHES=namespace["CACHES"],
+                           DATABASES={"default": namespace["DATABASES"]["default"]}):
+        assert checks.check_mmc_settings() == []  # W006 included: SQLite is set up
+
+
+def test_settings_snippet_names_the_missing_variable_off_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    for name in SNIPPET_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MMC_BASE_URL", "https://prod-api.example.com")
+    with pytest.raises(ImproperlyConfigured, match="MMC_CLIENT_ID"):
+        runpy.run_path(str(SNIPPETS / "settings.py"))
+
+
+def test_install_lines_name_the_distribution_setup_cfg_declares() -> None:
+    """Every ``pip install`` of this project in the README and the docs names
+    the distribution that setup.cfg builds (an unrelated project owns the old
+    name on the public index)."""
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    name = parser["metadata"]["name"]
+    extras = set(parser["options.extras_require"])
+    texts = {"README.md": (ROOT / "README.md").read_text(encoding="utf-8")}
+    texts |= {f"docs/{p.name}": p.read_text(encoding="utf-8") for p in DOCS.glob("*.rst")}
+    found = 0
+    for where, text in texts.items():
+        for match in re.finditer(r"pip install\s+([\"']?)([A-Za-z0-9_.-]+)(\[[^\]]*\])?\1", text):
+            requirement, wanted = match.group(2), match.group(3)
+            ours = requirement.lower().startswith(("django-messagemycustomer", "django-mmc",
+                                                   "django_mmc", "messagemycustomer"))
+            if not ours:
+                continue  # other packages (Django, psycopg...) and pip's options
+            found += 1
+            assert requirement == name, f"{where}: pip install {requirement}, not {name}"
+            for extra in (wanted or "[]").strip("[]").split(","):
+                assert not extra or extra.strip() in extras, f"{where}: no extra {extra!r}"
+    assert found >= 3, "the README, the quickstart and the installation page show the install"
 
 
 def test_settings_snippet_celery_values(settings_snippet: dict[str, Any]) -> None:
@@ -382,3 +441,172 @@ def test_the_dialogue_diagram_is_drawn_from_the_code():
     spec.loader.exec_module(module)
     assert set(module.STATES) == set(DialogueStatus.values)
     assert module.OUTPUT.read_text(encoding="utf-8") == module.draw()
+
+
+# -- the quickstart, followed as written ---------------------------------------------
+
+
+def console_commands(name: str) -> list[str]:
+    """Every command the page shows in a ``console`` block, in order."""
+    blocks = re.findall(r"\.\. code-block:: console\n\n((?:   .*\n|[ \t]*\n)+)", page(name))
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def quickstart_files() -> list[tuple[str, str, bool]]:
+    """(path in the project, text, append?) for each file the quickstart shows,
+    placed where its first line says."""
+    files = []
+    for name in re.findall(r"\.\. literalinclude:: snippets/([\w.]+\.py)", page("quickstart")):
+        text = (SNIPPETS / name).read_text(encoding="utf-8")
+        first = text.splitlines()[0]
+        where = re.match(r"# ([\w/]+\.py)", first)
+        assert where, f"{name} does not say where it goes: {first!r}"
+        append = "add this" in first or where.group(1).endswith("__init__.py")
+        files.append((where.group(1), text, append))
+    return files
+
+
+def test_the_quickstart_shows_a_file_for_every_step() -> None:
+    paths = [path for path, _text, _append in quickstart_files()]
+    assert paths == ["yourproject/settings.py", "yourproject/urls.py", "yourproject/celery.py",
+                     "yourproject/__init__.py", "shop/models.py", "shop/handlers.py",
+                     "shop/apps.py"]
+    commands = console_commands("quickstart")
+    assert 'pip install "django-messagemycustomer[redis]"' in commands
+    assert any(c.startswith("python -m django_mmc.sandbox --agent 17=agent-17-secret@")
+               for c in commands)
+
+
+@pytest.mark.packaging
+@pytest.mark.skipif(os.environ.get("DJANGO_MMC_TEST_PACKAGING") != "1",
+                    reason="builds a new project and runs five processes: run with "
+                           "DJANGO_MMC_TEST_PACKAGING=1 (the matrix's main leg does)")
+def test_the_quickstart_as_written_reaches_read(tmp_path: Path) -> None:
+    """A new project from the page's own files and commands (in this
+    virtualenv, where the package is installed): the sandbox, the dev server,
+    a worker, the directory sync, one shipped order, its notification READ,
+    and no webhook event failed."""
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from django.conf import settings as test_settings
+
+    from tests import broker
+
+    def last_line(output: str) -> str:
+        # Django's shell may first say how many objects it imported.
+        return (output.strip().splitlines() or [""])[-1].strip()
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    site_port, sandbox_port = free_port(), free_port()
+    commands = console_commands("quickstart")
+    project = tmp_path / "site"
+    project.mkdir()
+    bin_dir = str(Path(sys.executable).parent)
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("DJANGO_", "MMC_", "PYTHONPATH"))}
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        # The page's defaults, moved to free ports and the test run's Redis.
+        MMC_BASE_URL=f"http://127.0.0.1:{sandbox_port}",
+        REDIS_URL=test_settings.TEST_REDIS_URL,
+        CELERY_BROKER_URL=test_settings.TEST_REDIS_URL,
+    )
+
+    def as_here(command: str) -> str:
+        return command.replace("127.0.0.1:8000", f"127.0.0.1:{site_port}")
+
+    def page_command(prefix: str) -> str:
+        [found] = [c for c in commands if c.startswith(prefix)]
+        return as_here(found)
+
+    def run(command: str, timeout: float = 120) -> str:
+        result = subprocess.run(command, shell=True, cwd=project, env=env, timeout=timeout,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    processes: list[tuple[str, subprocess.Popen, Path]] = []
+    seen: list[str] = []
+
+    def start(name: str, command: str) -> None:
+        log = tmp_path / f"{name}.log"
+        with log.open("wb") as output:
+            processes.append((name, subprocess.Popen(
+                command, shell=True, cwd=project, env=env, stdout=output,
+                stderr=subprocess.STDOUT, start_new_session=True), log))
+
+    def logs() -> str:
+        return "\n".join(f"--- {name}:\n{log.read_text(errors='replace')[-3000:]}"
+                         for name, _process, log in processes)
+
+    def wait_for(what: str, check: Any, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = check()
+            if value:
+                return value
+            for name, process, _log in processes:
+                assert process.poll() is None, f"{name} exited while waiting for {what}\n{logs()}"
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what} (the page's command printed "
+                             f"{seen[-1:]})\n{logs()}")
+
+    run(page_command("django-admin startproject"))
+    run(page_command("python manage.py startapp"))
+    for path, text, append in quickstart_files():
+        target = project / path
+        if append:
+            with target.open("a", encoding="utf-8") as handle:
+                handle.write("\n\n" + text)
+        else:
+            target.write_text(text, encoding="utf-8")
+    run(page_command("python manage.py makemigrations"))
+    run(page_command("python manage.py migrate"))
+    broker.purge("celery")  # the project's queue: Celery's default
+    try:
+        start("sandbox", page_command("python -m django_mmc.sandbox")
+              + f" --port {sandbox_port}")
+        start("runserver", page_command("python manage.py runserver") + " --noreload")
+        start("worker", page_command("celery -A yourproject worker"))
+        assert any(c.startswith("celery -A yourproject beat") for c in commands)
+
+        def answers(port: int) -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for("the sandbox and the dev server", lambda: answers(sandbox_port)
+                 and answers(site_port), 60)
+        wait_for("the worker", lambda: " ready." in (tmp_path / "worker.log").read_text(
+            errors="replace"), 60)
+        run(page_command("python manage.py mmc_sync_directory"))
+        run(page_command("python manage.py shell -c \"from shop.models import Order"))
+        status_command = page_command("python manage.py shell -c \"from django_mmc.models")
+        wait_for("the notification to be READ",
+                 lambda: seen.append(last_line(run(status_command))) or seen[-1] == "READ", 90)
+        failed = run("python manage.py shell -c \"from django_mmc.models import WebhookEvent; "
+                     "print(WebhookEvent.objects.filter(state='FAILED').count(), "
+                     "WebhookEvent.objects.count())\"")
+        failed = last_line(failed).split()
+        assert failed[0] == "0" and int(failed[1]) >= 3, f"events: {failed}\n{logs()}"
+    finally:
+        for _name, process, _log in reversed(processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for _name, process, _log in processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+        shutil.rmtree(project, ignore_errors=True)

@@ -1,4 +1,4 @@
-# shop/apps.py
+# shop/apps.py (replace the file startapp wrote)
 from django.apps import AppConfig
 from django.db.models.signals import post_save
 

@@ -1,0 +1,1 @@
+"""Tests of the distribution itself: fresh virtualenvs, real installs."""
