@@ -94,6 +94,16 @@ def has_requirements(python: str | Path) -> bool:
     return result.returncode == 0
 
 
+def quiet_pip(python: Path, *args: str) -> None:
+    """pip, silent unless it fails: then its whole output, and the demo stops."""
+    result = subprocess.run(
+        [str(python), "-m", "pip", *args, "--quiet", "--disable-pip-version-check"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        say(result.stdout)
+        sys.exit(f"pip {' '.join(args)} failed (exit {result.returncode}); its output is above.")
+
+
 def bootstrap(argv: list[str]) -> None:
     """Make sure we run on an interpreter with django_mmc installed: this one,
     or ``.venv`` (created and ``pip install -e .``-ed if needed)."""
@@ -111,9 +121,8 @@ def bootstrap(argv: list[str]) -> None:
     if not has_requirements(python):
         say("Installing django_mmc into it (pip install -e .) ...")
         # An older pip cannot install a pyproject-only project in editable mode.
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
-                       check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-e", str(ROOT)], check=True)
+        quiet_pip(python, "install", "--upgrade", "pip")
+        quiet_pip(python, "install", "-e", str(ROOT))
     env = {**os.environ, "DEMO_BOOTSTRAPPED": "1"}
     args = [str(python), str(Path(__file__).resolve()), *argv]
     if WINDOWS:  # no real exec on Windows: run and pass the exit status on
