@@ -1,14 +1,17 @@
 """Fixtures for django_mmc's own suite: the real parts.
 
 * ``sandbox``: the MMC sandbox, a real HTTP server on loopback, with the MMC
-  setting pointed at it.
+  setting pointed at it. It is the ``mmc_sandbox`` fixture the package ships
+  to its users (``django_mmc.sandbox.pytest_plugin``), with the suite's options.
 * ``celery_worker``: a real ``celery worker`` process (prefork, 2 children)
   on the Redis broker, connected to the test database.
 * ``mmc_stack``: both, plus Django's live server receiving the sandbox's
   signed webhooks over HTTP, and the directory synced.
 
-PostgreSQL and Redis must be reachable. When ``CI=true`` a missing service
-fails the run; elsewhere the tests that need it are skipped with the reason.
+A test that uses the database or the sandbox needs PostgreSQL and Redis (see
+``needs_services``). When ``CI=true`` a missing service fails the run;
+elsewhere the tests that need it are skipped with the reason. Pure tests
+(no database, no cache, no broker) run without them.
 """
 
 from __future__ import annotations
@@ -25,13 +28,22 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.celery_app import app as celery_app  # noqa: E402,F401 - makes it the current app
 
+pytest_plugins = ["django_mmc.sandbox.pytest_plugin"]
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_QUEUE = os.environ.get("DJANGO_MMC_TEST_QUEUE", "django_mmc_tests")
+
+#: Fixtures that reach PostgreSQL or Redis: the database, and the sandbox
+#: (the client keeps its token and rate-limit windows in the Redis cache).
+SERVICE_FIXTURES = frozenset({
+    "db", "transactional_db", "live_server", "sandbox", "celery_worker", "services",
+})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,7 +51,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="also run the long variants (large chaos runs)")
 
 
+def needs_services(item: pytest.Item) -> bool:
+    """Whether a test reaches PostgreSQL or Redis: it uses the database (a
+    fixture or the ``django_db`` marker), the sandbox, or is an integration
+    test. Fixtures count with everything they depend on."""
+    if item.get_closest_marker("django_db") or item.get_closest_marker("integration"):
+        return True
+    return not SERVICE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        # First of all its fixtures, so a missing service skips the test
+        # before anything tries to connect to it.
+        if isinstance(item, pytest.Function) and needs_services(item):
+            if "services" in item.fixturenames:
+                item.fixturenames.remove("services")
+            item.fixturenames.insert(0, "services")
     if config.getoption("--run-slow"):
         return
     skip_slow = pytest.mark.skip(reason="long variant: run with --run-slow")
@@ -117,7 +145,8 @@ WORKER_LOGS: list[Path] = []
 def pytest_sessionstart(session: pytest.Session) -> None:
     from django.conf import settings
 
-    needed = [("Redis", "127.0.0.1", 6379)]
+    redis = urlsplit(settings.REDIS_URL)
+    needed = [("Redis", redis.hostname or "127.0.0.1", redis.port or 6379)]
     if getattr(settings, "BROKER_KIND", "redis") == "rabbitmq":
         needed.append(("RabbitMQ", "127.0.0.1", 5672))
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
@@ -130,16 +159,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     session.config._mmc_missing_services = missing  # type: ignore[attr-defined]
 
 
-@pytest.fixture(autouse=True)
-def _require_services(request: pytest.FixtureRequest) -> None:
+@pytest.fixture
+def services(request: pytest.FixtureRequest) -> Iterator[None]:
+    """PostgreSQL and Redis, reachable (or the test is skipped), with nothing
+    left in them by the previous test: no cached token, rate-limit window,
+    client or pending batch. Every test that ``needs_services`` gets it."""
     missing = getattr(request.config, "_mmc_missing_services", [])
     if missing:
         pytest.skip(f"needs {', '.join(missing)} (start them, or run with CI=true to fail)")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_client_and_cache() -> Iterator[None]:
-    """Each test starts with no cached token, rate-limit window or client."""
     from django.core.cache import cache
 
     from django_mmc.client import reset_client
@@ -156,23 +183,25 @@ def _fresh_client_and_cache() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[Any]:
-    from django_mmc.sandbox import Sandbox
+def mmc_sandbox_options() -> dict[str, Any]:
+    """Statuses move every 50 ms; no rate limit (the client's limiter has
+    tests of its own that set one)."""
+    return {"progress_interval": 0.05, "rate_limit": None}
 
-    server = Sandbox(progress_interval=0.05, rate_limit=None).start()
-    yield server
-    ISSUED_TOKENS.extend(server.platform.issued_tokens)
-    server.stop()
+
+@pytest.fixture(scope="session")
+def mmc_sandbox_server(mmc_sandbox_server: Any) -> Iterator[Any]:
+    """The plugin's session sandbox; the tokens it issued are scanned for in
+    the logs at the end of the run."""
+    yield mmc_sandbox_server
+    ISSUED_TOKENS.extend(mmc_sandbox_server.platform.issued_tokens)
 
 
 @pytest.fixture
-def sandbox(sandbox_server: Any, settings: Any) -> Iterator[Any]:
-    """The sandbox, reset, with ``settings.MMC`` pointed at it."""
-    sandbox_server.reset()
-    sandbox_server.faults.clear()
-    settings.MMC = mmc_settings_for(sandbox_server)
-    yield sandbox_server
-    sandbox_server.faults.clear()
+def sandbox(mmc_sandbox: Any, settings: Any) -> Any:
+    """The sandbox, fresh for this test, with ``settings.MMC`` pointed at it."""
+    settings.MMC = mmc_settings_for(mmc_sandbox)
+    return mmc_sandbox
 
 
 def mmc_settings_for(sandbox: Any, **overrides: Any) -> dict[str, Any]:
@@ -257,7 +286,7 @@ def purge_queue() -> None:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup: Any, django_db_blocker: Any, sandbox_server: Any
+def celery_worker(django_db_setup: Any, django_db_blocker: Any, mmc_sandbox_server: Any
                   ) -> Iterator[Worker]:
     """One real worker process for the session, on the test database and
     the session's sandbox."""
@@ -269,7 +298,7 @@ def celery_worker(django_db_setup: Any, django_db_blocker: Any, sandbox_server: 
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
         DJANGO_MMC_WORKER_DB=connection.settings_dict["NAME"],
-        DJANGO_MMC_TEST_MMC=json.dumps(mmc_settings_for(sandbox_server)),
+        DJANGO_MMC_TEST_MMC=json.dumps(mmc_settings_for(mmc_sandbox_server)),
         PYTHONPATH=str(ROOT),
     )
     if settings.DB_KIND == "sqlite":

@@ -13,7 +13,7 @@ from . import use_private_cache
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(settings: Any) -> Iterator[dict[str, Any]]:
+def _private_cache(settings: Any, services: None) -> Iterator[dict[str, Any]]:
     """A Redis database and key prefix of this test's own: other runs on the
     same server clear the shared test cache, which would wipe a token lock."""
     yield from use_private_cache(settings)
