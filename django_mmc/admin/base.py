@@ -65,6 +65,25 @@ def exact_time(value: datetime | None) -> SafeString | str:
                        dateformat.format(local, EXACT_TIME_FORMAT))
 
 
+def list_time(value: datetime | None) -> SafeString | str:
+    """A list column's time: to the minute, in the current time zone (the
+    page has the seconds)."""
+    if value is None:
+        return "-"
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return format_html('<time datetime="{}" class="mmc-list-time">{}</time>', value.isoformat(),
+                       dateformat.format(local, "Y-m-d H:i"))
+
+
+def recipient_cell(recipient: Any) -> SafeString:
+    """A recipient in a narrow column: the name, with the number under it."""
+    if recipient.name:
+        return format_html('<span class="mmc-name">{}</span>'
+                           '<span class="mmc-cell-detail mmc-muted">{}</span>',
+                           recipient.name, recipient.phone_number)
+    return format_html('<span class="mmc-name mmc-number">{}</span>', recipient.phone_number)
+
+
 def status_cell(code: str | None, label: Any, at: datetime | None,
                 detail: SafeString | str = "") -> SafeString:
     """A list cell: the status badge, the time it was reached and, on a line

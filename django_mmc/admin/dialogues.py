@@ -39,6 +39,8 @@ from .base import (
     error_messages,
     exact_time,
     failure_html,
+    list_time,
+    recipient_cell,
     rendered_text,
     report,
     safe_url,
@@ -119,8 +121,9 @@ class DialogueAdmin(PlatformOwnedAdmin):
     change_list_template = "admin/django_mmc/dialogue/change_list.html"
     # Few, dense columns: who, with whom, the status with its time and
     # details, how long the customer has waited, who is answering.
-    list_display = ("recipient", "conversation_display", "status_cell", "waiting_display",
-                    "assigned_display")
+    list_display = ("recipient_display", "conversation_display", "status_cell",
+                    "waiting_display", "assigned_display")
+    list_display_links = ("recipient_display",)
     list_filter = (inbox.WaitingFilter, inbox.ClaimFilter, "status", AgentFilter,
                    ChannelTypeFilter, "channel_group", "initiated_by", "created_at")
     list_select_related = ("recipient", "channel_group", "assigned_to")
@@ -167,6 +170,10 @@ class DialogueAdmin(PlatformOwnedAdmin):
         at = {DialogueStatus.OPEN: obj.opened_at, DialogueStatus.CLOSED: obj.closed_at
               }.get(obj.status) or obj.updated_at
         return status_cell(obj.status, obj.get_status_display(), at, self.detail_display(obj))
+
+    @admin.display(description=gettext_lazy("recipient"), ordering="recipient__phone_number")
+    def recipient_display(self, obj: Dialogue) -> str:
+        return recipient_cell(obj.recipient)
 
     @admin.display(description=gettext_lazy("conversation"), ordering="agent_key")
     def conversation_display(self, obj: Dialogue) -> str:
@@ -528,7 +535,9 @@ class DialogueAdmin(PlatformOwnedAdmin):
 class MessageAdmin(PlatformOwnedAdmin):
     """Every dialogue message, both directions; read-only."""
 
-    list_display = ("dialogue_link", "direction", "text_display", "status_cell", "created_at")
+    list_display = ("dialogue_link", "direction", "text_display", "status_cell",
+                    "created_display")
+    list_display_links = ("text_display",)
     list_filter = ("status", "direction", ChannelTypeFilter, DialogueAgentFilter,
                    "dialogue__channel_group", "created_at")
     list_select_related = ("dialogue__recipient", "dialogue__channel_group", "template",
@@ -554,14 +563,18 @@ class MessageAdmin(PlatformOwnedAdmin):
     def dialogue_link(self, obj: Message) -> str:
         url = reverse("admin:django_mmc_dialogue_change", args=[obj.dialogue_id],
                       current_app=self.admin_site.name)
-        return format_html('<a href="{}">{}</a>', url, obj.dialogue.recipient)
+        return format_html('<a href="{}">{}</a>', url, recipient_cell(obj.dialogue.recipient))
+
+    @admin.display(description=gettext_lazy("created"), ordering="created_at")
+    def created_display(self, obj: Message) -> str:
+        return list_time(obj.created_at)
 
     @admin.display(description=gettext_lazy("text"))
     def text_display(self, obj: Message) -> str:
         if obj.text:
             return Truncator(obj.text).chars(80)
         if not obj.template_id:
-            return ""
+            return "-"
         # A template message: the text the recipient saw, and which template.
         return format_html('{} <span class="mmc-muted">({})</span>',
                            Truncator(rendered_text(obj.template, obj.context)).chars(80),

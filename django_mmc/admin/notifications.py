@@ -29,6 +29,8 @@ from .base import (
     apply_api_errors,
     error_messages,
     failure_html,
+    list_time,
+    recipient_cell,
     rendered_text,
     report,
     scrub,
@@ -53,8 +55,8 @@ class NotificationAdmin(PlatformOwnedAdmin):
 
     # Few, dense columns (the status cell holds its time and the failure), so
     # the list fits a laptop screen; everything else is on the detail page.
-    list_display = ("recipient", "template", "status_cell", "channel_display", "created_at")
-    list_display_links = ("recipient", "template")
+    list_display = ("recipient_display", "message_display", "status_cell", "created_display")
+    list_display_links = ("recipient_display",)
     list_filter = ("status", ChannelTypeFilter, "channel_group", "template", "priority",
                    "created_at")
     list_select_related = ("recipient", "template", "channel_group", "created_by")
@@ -87,6 +89,19 @@ class NotificationAdmin(PlatformOwnedAdmin):
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_display(self, obj: Notification) -> str:
         return status_badge(obj.status, obj.get_status_display())
+
+    @admin.display(description=gettext_lazy("recipient"), ordering="recipient__phone_number")
+    def recipient_display(self, obj: Notification) -> str:
+        return recipient_cell(obj.recipient)
+
+    @admin.display(description=gettext_lazy("template"), ordering="template__name")
+    def message_display(self, obj: Notification) -> str:
+        return format_html('{}<span class="mmc-cell-detail mmc-muted">{} · {}</span>',
+                           obj.template, obj.channel_type, obj.channel_group)
+
+    @admin.display(description=gettext_lazy("created"), ordering="created_at")
+    def created_display(self, obj: Notification) -> str:
+        return list_time(obj.created_at)
 
     @admin.display(description=gettext_lazy("status"), ordering="status_changed_at")
     def status_cell(self, obj: Notification) -> str:

@@ -27,6 +27,7 @@ from .base import (
     AgentFilter,
     PlatformOwnedAdmin,
     exact_time,
+    list_time,
     report,
     status_badge,
     status_cell,
@@ -110,8 +111,9 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 class WebhookEventAdmin(PlatformOwnedAdmin):
     # Few, dense columns: the state cell holds the processing time and error.
-    list_display = ("event_id", "event_type", "about_display", "carried_display",
-                    "state_cell", "received_at")
+    list_display = ("event_display", "about_display", "carried_display", "state_cell",
+                    "received_display_short")
+    list_display_links = ("event_display",)
     list_filter = ("state", EventTypeFilter, AgentFilter, "received_at")
     # Exact and case-sensitive, as platform ids are: the indexes serve it.
     search_fields = ("event_id__exact", "subject_id__exact")
@@ -138,6 +140,15 @@ class WebhookEventAdmin(PlatformOwnedAdmin):
     def state_display(self, obj: WebhookEvent) -> str:
         return status_badge(obj.state, obj.get_state_display())
 
+    @admin.display(description=gettext_lazy("event"), ordering="event_type")
+    def event_display(self, obj: WebhookEvent) -> str:
+        return format_html('{}<span class="mmc-cell-detail mmc-muted mmc-id">{}</span>',
+                           obj.event_type, obj.event_id)
+
+    @admin.display(description=gettext_lazy("received"), ordering="received_at")
+    def received_display_short(self, obj: WebhookEvent) -> str:
+        return list_time(obj.received_at)
+
     @admin.display(description=gettext_lazy("state"), ordering="state")
     def state_cell(self, obj: WebhookEvent) -> str:
         detail = (format_html('<span class="mmc-failure">{}</span>',
@@ -159,7 +170,7 @@ class WebhookEventAdmin(PlatformOwnedAdmin):
         return format_html('<a href="{}" class="mmc-about">{} {}</a>', url,
                            meta.verbose_name, obj.subject_id)
 
-    @admin.display(description=gettext_lazy("reported status"))
+    @admin.display(description=gettext_lazy("reported"))
     def carried_display(self, obj: WebhookEvent) -> str:
         status = carried_status(obj)
         return status_badge(status, Status(status).label) if status else "-"

@@ -64,7 +64,6 @@ def test_staff_send_a_notification_and_watch_it_delivered(mmc_stack, staff, page
     screenshot(page, "notification")
     page.goto(f"{base}/admin/django_mmc/notification/")
     assert page.locator(".mmc-status-read, .mmc-status-delivered").count() == 1
-    screenshot(page, "notification-list")
     assert Notification.objects.get().status in (Status.DELIVERED, Status.READ)
 
 
@@ -119,4 +118,3 @@ def test_staff_without_send_permission_see_no_button_and_cannot_forge(mmc_stack,
     )
     assert answer.status == 403
     assert Notification.objects.count() == 0
-    screenshot(page, "notification-list-view-only")
