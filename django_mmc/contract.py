@@ -61,6 +61,11 @@ DIALOGUE_PATH = "/dialogue-agents/{agent_id}/dialogues/{dialogue_id}"
 MESSAGES_PATH = "/dialogue-agents/{agent_id}/dialogues/{dialogue_id}/messages"
 FILES_PATH = "/files"
 
+#: ASSUMED: notifications can be listed by the ``Idempotency-Key`` they were
+#: created with (``filter[idempotencyKey]=...``), so a send whose answer was
+#: lost can be looked up without sending it again.
+IDEMPOTENCY_KEY_FILTER = "idempotencyKey"
+
 #: ASSUMED: the most ids one ``filter[id]`` poll may carry, and the page size cap.
 MAX_FILTER_IDS = 100
 MAX_PAGE_SIZE = 100

@@ -142,7 +142,7 @@ def poll_dialogues(limit: int = 200) -> dict[str, int]:
                     transitions.store_inbound_message(
                         dialogue, message.id, text=message.text or "",
                         files=[{"id": f.id} for f in message.files],
-                        channel_type=dialogue.channel_type,
+                        channel_type=message.channel_type or dialogue.channel_type,
                         received_at=message.created_at or now)
                     totals["received"] += 1
                 elif (message.direction == Direction.OUTBOUND and message.id in known

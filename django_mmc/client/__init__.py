@@ -318,6 +318,15 @@ class MMCClient:
             found.extend(jsonapi.parse_notification(o) for o in jsonapi.primary_data(answer) or [])
         return found
 
+    def find_notification(self, idempotency_key: str) -> NotificationResource | None:
+        """The notification the platform created for ``idempotency_key``, or
+        ``None`` when it has none: asks, never creates."""
+        answer = self.request(
+            "GET", contract.NOTIFICATIONS_PATH,
+            params={f"filter[{contract.IDEMPOTENCY_KEY_FILTER}]": str(idempotency_key)})
+        found = [jsonapi.parse_notification(o) for o in jsonapi.primary_data(answer) or []]
+        return found[0] if found else None
+
     # -- dialogues ------------------------------------------------------
 
     def create_dialogue(

@@ -231,6 +231,7 @@ def parse_message(obj: Any) -> MessageResource:
         failure=parse_failure(attrs.get("failure")),
         dialogue_id=related_id(obj, "dialogue"),
         files=tuple(parse_file({"id": i}) for i in related_ids(obj, "files")),
+        channel_type=attrs.get("channelType") or None,
     )
 
 

@@ -93,6 +93,7 @@ class MessageResource:
     failure: Failure | None = None
     dialogue_id: str | None = None
     files: tuple[FileResource, ...] = ()
+    channel_type: str | None = None
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,9 @@ def list_templates(call: ApiCall) -> Answer:
 
 
 def list_notifications(call: ApiCall) -> Answer:
+    key = call.query.filter(contract.IDEMPOTENCY_KEY_FILTER)
+    if key is not None:
+        return call.platform.notifications_by_key(key, call.query.page())
     ids = call.query.filter_ids()
     if ids is None:
         return call.platform.notifications_document(None, call.query.page())

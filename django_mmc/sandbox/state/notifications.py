@@ -110,6 +110,14 @@ class Notifications(Directory):
             resources = [self._render_notification(n) for n in chosen]
         return self._paginate(resources, page)
 
+    def notifications_by_key(self, key: str, page: Page) -> dict[str, Any]:
+        """The notification created with ``Idempotency-Key: key`` (a list of
+        none or one): whether the platform ever had a send whose answer was lost."""
+        with self.lock:
+            resources = [self._render_notification(n) for n in self.notifications.values()
+                         if n.idempotency_key == key]
+        return self._paginate(resources, page)
+
     @staticmethod
     def _notification_snapshot(n: Notification) -> dict[str, Any]:
         return {
