@@ -34,9 +34,9 @@ from .dispatch import Work
 from .models import ChannelGroup, Dialogue, Message, Notification, Recipient, WebhookEvent
 from .status import (
     ACTIVE_DIALOGUE_STATUSES,
-    STATUS_VALUES,
     ClosedBy,
     FailureCode,
+    is_platform_status,
 )
 from .webhooks.storage import in_utc
 
@@ -119,7 +119,7 @@ def apply_status(model: type, platform_id: str, fields: EventFields,
                  agent_key: str | None = None) -> str:
     """Move the row with ``platform_id`` forward to the reported status;
     ``WAITING`` when the row is not known yet."""
-    if fields.status not in STATUS_VALUES:
+    if not is_platform_status(fields.status):
         raise EventError(f"Unknown status {fields.status!r}.")
     try:
         applied = transitions.advance(model, platform_id, fields.status, fields.failure,

@@ -4,8 +4,8 @@ Notifications and dialogue messages share one status set: the platform's own
 (``ACCEPTED`` < ``SENT`` < ``DELIVERED`` < ``READ``, and the terminal
 ``FAILED``/``EXPIRED``) plus local ones that say where a row is before the
 platform has it. Reports of platform statuses (polls and webhooks) arrive out
-of order; :func:`can_advance` is the single rule that decides whether a report
-changes anything.
+of order, and may name anything; :func:`can_advance` is the single rule that
+decides whether a report changes anything.
 """
 
 from __future__ import annotations
@@ -85,18 +85,33 @@ def rank(status: str) -> int:
     return _RANK.get(Status(status), 0) if status in STATUS_VALUES else 0
 
 
-def can_advance(old: str, new: str) -> bool:
-    """Whether a row in ``old`` may move to ``new``: never out of a final
-    status, never backwards, never sideways."""
+def is_platform_status(word: object) -> bool:
+    """Whether ``word`` is a status the platform reports. The local statuses
+    (``QUEUED``, ``SENDING``, ``ERROR``, ``CANCELLED``, ``RECEIVED``...) are
+    ours alone: a report that names one is an unknown word, not an order."""
+    return isinstance(word, str) and word in PLATFORM_STATUSES
+
+
+def is_forward(old: str, new: str) -> bool:
+    """Whether moving a row from ``old`` to ``new`` goes forward: never out
+    of a final status, never backwards, never sideways. The order of every
+    status, local ones included (what a row may ever go through)."""
     if old in FINAL_STATUSES or new not in STATUS_VALUES:
         return False
     return rank(new) > rank(old)
 
 
+def can_advance(old: str, new: str) -> bool:
+    """Whether a report from the platform (a webhook or a poll) saying
+    ``new`` moves a row in ``old``: only to a status the platform reports
+    (:func:`is_platform_status`), and only forward (:func:`is_forward`)."""
+    return is_platform_status(new) and is_forward(old, new)
+
+
 def earlier_statuses(new: str) -> list[str]:
     """Every status from which ``new`` is a step forward, for a conditional
     ``UPDATE ... WHERE status IN (...)`` that cannot regress under races."""
-    return [s for s in Status.values if can_advance(s, new)]
+    return [s for s in Status.values if is_forward(s, new)]
 
 
 class Priority(models.TextChoices):
