@@ -1,11 +1,12 @@
 """Fault injection: make the sandbox misbehave the way a real platform can.
 
-Two mechanisms, both thread-safe:
+Three mechanisms, all thread-safe:
 
 * :meth:`Faults.inject` queues a fault for the next ``count`` matching
   requests (or webhook deliveries), e.g. one ``503`` on the next
   ``POST .../notifications``.
 * :meth:`Faults.configure` sets probabilistic rates for chaos runs.
+* :meth:`Faults.point_links_at` makes list pages link to another origin.
 
 HTTP faults are decided before the request is processed, so a refused
 ``POST`` never creates anything.
@@ -113,6 +114,7 @@ class Faults:
         self.webhook_shuffle = False
         self.retry_after = 1
         self.slow_seconds = 5.0
+        self.link_origin: str | None = None
 
     def inject(
         self,
@@ -191,6 +193,13 @@ class Faults:
             self.webhook_shuffle = bool(webhook_shuffle)
             self.retry_after = int(retry_after)
             self.slow_seconds = float(slow_seconds)
+
+    def point_links_at(self, origin: str | None) -> None:
+        """Page links of lists point at ``origin`` (``scheme://host:port``)
+        instead of the sandbox itself: a platform, or a proxy in front of
+        it, that sends the client somewhere else. ``None`` undoes it."""
+        with self._lock:
+            self.link_origin = origin.rstrip("/") if origin else None
 
     def clear(self) -> None:
         """Remove every injected fault and every rate."""

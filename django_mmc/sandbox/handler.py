@@ -273,7 +273,7 @@ class Handler(BaseHTTPRequestHandler):
             method=method,
             path=path,
             params=params,
-            query=ListQuery(query, base + path),
+            query=ListQuery(query, (sandbox.faults.link_origin or base) + path),
             headers=self.headers,
             body=body,
             key=key,
