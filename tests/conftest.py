@@ -386,34 +386,25 @@ def quiesce(timeout: float = 15) -> None:
 
 @pytest.fixture
 def directory(db: Any) -> dict[str, Any]:
-    """Channel groups and templates as the sandbox seeds them, created locally
-    (no platform call), for tests that only need rows."""
+    """Every channel group, channel and template of the sandbox's seed
+    (``tests.helpers.SEED``), created locally (no platform call), for tests
+    that only need rows: groups by lower-case name, templates by name."""
     from django_mmc.models import Channel, ChannelGroup, Template
+    from tests.helpers import SEED
 
-    support = ChannelGroup.objects.create(platform_id="7", name="Support")
-    sales = ChannelGroup.objects.create(platform_id="8", name="Sales")
-    Channel.objects.create(platform_id="48", group=support, channel_type="WHATSAPP",
-                           name="WhatsApp +35316000000")
-    Channel.objects.create(platform_id="49", group=support, channel_type="SMS", name="SMS 50050")
-    Channel.objects.create(platform_id="50", group=sales, channel_type="WHATSAPP",
-                           name="WhatsApp +35316000001")
-    shipped = Template.objects.create(
-        platform_id="101", name="order_shipped", channel_types=["WHATSAPP", "SMS"],
-        parameters=[{"name": "first_name", "required": True},
-                    {"name": "tracking_url", "required": False}],
-        preview="Hi {{first_name}}, your order is on its way: {{tracking_url}}",
-    )
-    otp = Template.objects.create(
-        platform_id="102", name="otp", channel_types=["SMS", "WHATSAPP"],
-        parameters=[{"name": "code", "required": True}], preview="Your code is {{code}}",
-    )
-    reminder = Template.objects.create(
-        platform_id="103", name="appointment_reminder", channel_types=["WHATSAPP"],
-        parameters=[{"name": "first_name", "required": True},
-                    {"name": "date", "required": True}],
-    )
-    return {"support": support, "sales": sales, "order_shipped": shipped, "otp": otp,
-            "appointment_reminder": reminder}
+    rows: dict[str, Any] = {}
+    for group in SEED["channelGroups"]:
+        row = ChannelGroup.objects.create(platform_id=group["id"], name=group["name"])
+        rows[group["name"].lower()] = row
+        for channel in group["channels"]:
+            Channel.objects.create(platform_id=channel["id"], group=row,
+                                   channel_type=channel["channelType"], name=channel["name"])
+    for template in SEED["templates"]:
+        rows[template["name"]] = Template.objects.create(
+            platform_id=template["id"], name=template["name"],
+            description=template["description"], channel_types=template["channelTypes"],
+            parameters=template["parameters"], preview=template["preview"])
+    return rows
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ test database and which MMC configuration (the sandbox's) to use.
 import json
 import os
 
+from tests.helpers import SALES_AGENT_ID, SUPPORT_AGENT_ID, SUPPORT_GROUP_ID
+
 SECRET_KEY = "django_mmc-tests-not-secret"
 DEBUG = False
 USE_TZ = True
@@ -104,11 +106,11 @@ MMC = json.loads(_mmc_from_env) if _mmc_from_env else {
     "BASE_URL": "http://127.0.0.1:9",
     "OAUTH_BASE_URL": "http://127.0.0.1:9/oauth2/v2.0",
     "AGENTS": {
-        "support": {"ID": "17", "WEBHOOK_SECRETS": ["agent-17-secret"]},
-        "sales": {"ID": "18", "WEBHOOK_SECRETS": ["agent-18-secret"]},
+        "support": {"ID": SUPPORT_AGENT_ID, "WEBHOOK_SECRETS": ["agent-17-secret"]},
+        "sales": {"ID": SALES_AGENT_ID, "WEBHOOK_SECRETS": ["agent-18-secret"]},
     },
     "DEFAULT_AGENT": "support",
-    "DEFAULT_CHANNEL_GROUP": "7",
+    "DEFAULT_CHANNEL_GROUP": SUPPORT_GROUP_ID,
 }
 MMC["QUEUE"] = CELERY_TASK_DEFAULT_QUEUE
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import django_mmc
 from django_mmc.models import Dialogue, Message, Notification, Recipient
 from django_mmc.status import DialogueStatus, Status
+from tests.helpers import OTP_TEMPLATE_ID
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +71,8 @@ def test_inactive_template_is_refused(directory):
 
 
 def test_template_by_platform_id_and_default_channel(directory):
-    notification = django_mmc.send_notification("+353 86 123 4567", "102", {"code": 1234})
+    notification = django_mmc.send_notification("+353 86 123 4567", OTP_TEMPLATE_ID,
+                                                {"code": 1234})
     assert notification.template.name == "otp"
     assert notification.recipient.phone_number == "+353861234567"
     assert notification.channel_type == "WHATSAPP"  # MMC['DEFAULT_CHANNEL_TYPE']

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from io import StringIO
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from django.core.management.base import SystemCheckError
 
 from django_mmc.checks import CHECK_IDS, check_mmc_settings
 from django_mmc.conf import DEFAULTS, MMCSettings
+from tests.helpers import SUPPORT_AGENT_ID, SUPPORT_GROUP_ID
 
 SECRETS = ("client-secret-value", "webhook-secret-17", "webhook-secret-18")
 
@@ -24,11 +26,11 @@ VALID: dict[str, Any] = {
     "BASE_URL": "https://api.example.com",
     "OAUTH_BASE_URL": "https://login.example.com/oauth2/v2.0",
     "AGENTS": {
-        "support": {"ID": "17", "WEBHOOK_SECRETS": [SECRETS[1]]},
+        "support": {"ID": SUPPORT_AGENT_ID, "WEBHOOK_SECRETS": [SECRETS[1]]},
         "sales": {"ID": 18, "WEBHOOK_SECRETS": SECRETS[2]},
     },
     "DEFAULT_AGENT": "support",
-    "DEFAULT_CHANNEL_GROUP": "7",
+    "DEFAULT_CHANNEL_GROUP": SUPPORT_GROUP_ID,
 }
 
 LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
@@ -174,13 +176,13 @@ def test_missing_credentials_are_named_together(settings: Any) -> None:
 
 
 def test_agents_that_are_not_a_dict(settings: Any) -> None:
-    settings.MMC = with_(AGENTS=[{"ID": "17"}], DEFAULT_AGENT=...)
+    settings.MMC = with_(AGENTS=[{"ID": SUPPORT_AGENT_ID}], DEFAULT_AGENT=...)
     assert [m.id for m in mmc_messages()] == ["django_mmc.E004"]
 
 
 @pytest.mark.parametrize("secrets", [None, [], [""], [None], "", ["ok", ""]])
 def test_unusable_webhook_secrets(settings: Any, secrets: Any) -> None:
-    settings.MMC = with_(AGENTS={"support": {"ID": "17", "WEBHOOK_SECRETS": secrets}})
+    settings.MMC = with_(AGENTS={"support": {"ID": SUPPORT_AGENT_ID, "WEBHOOK_SECRETS": secrets}})
     messages = mmc_messages()
     assert [m.id for m in messages] == ["django_mmc.E005"]
     assert "'support'" in messages[0].msg
@@ -395,7 +397,10 @@ def test_manage_py_check_passes_a_valid_configuration(settings: Any) -> None:
 @pytest.mark.django_db  # `manage.py check` runs the database checks too
 def test_manage_py_check_does_not_fail_on_warnings_only(settings: Any) -> None:
     settings.MMC = with_(BASE_URL="http://api.example.com")
-    call_command("check")
+    out, err = StringIO(), StringIO()
+    call_command("check", stdout=out, stderr=err)  # a SystemCheckError would fail here
+    assert "django_mmc.W004" in err.getvalue() + out.getvalue()
+    assert "MMC['BASE_URL'] sends credentials over plain http" in err.getvalue() + out.getvalue()
 
 
 def test_summaries_name_every_id_once() -> None:

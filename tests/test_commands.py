@@ -15,6 +15,12 @@ from django_mmc.models import Channel, ChannelGroup, Notification, Template, Web
 from django_mmc.status import Status
 from django_mmc.testing import build_event
 from django_mmc.workers.notifications import deliver_notification
+from tests.helpers import (
+    ORDER_SHIPPED_TEMPLATE_ID,
+    SALES_GROUP_ID,
+    SUPPORT_GROUP_ID,
+    SUPPORT_SMS_CHANNEL_ID,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -29,15 +35,16 @@ def test_sync_directory_creates_updates_and_deactivates(sandbox):
     stale = Template.objects.create(platform_id="999", name="gone")
     output = run("mmc_sync_directory")
     assert "Synced 2 channel group(s), 3 channel(s)" in output
-    assert set(ChannelGroup.objects.values_list("platform_id", flat=True)) == {"7", "8"}
-    assert Channel.objects.get(platform_id="49").channel_type == "SMS"
-    shipped = Template.objects.get(platform_id="101")
+    assert set(ChannelGroup.objects.values_list("platform_id", flat=True)) == {
+        SUPPORT_GROUP_ID, SALES_GROUP_ID}
+    assert Channel.objects.get(platform_id=SUPPORT_SMS_CHANNEL_ID).channel_type == "SMS"
+    shipped = Template.objects.get(platform_id=ORDER_SHIPPED_TEMPLATE_ID)
     assert shipped.required_parameters == ["first_name"]
     assert "{{first_name}}" in shipped.preview
     stale.refresh_from_db()
     assert stale.is_active is False  # marked, never deleted
     run("mmc_sync_directory")  # idempotent
-    assert Template.objects.filter(platform_id="101").count() == 1
+    assert Template.objects.filter(platform_id=ORDER_SHIPPED_TEMPLATE_ID).count() == 1
 
 
 def test_sync_directory_reports_platform_errors(sandbox):

@@ -1,8 +1,8 @@
 """Tests of django_mmc's REST client against the real MMC sandbox.
 
-Shared helpers live here (the directory has no conftest of its own). The
-``sandbox`` fixture and the autouse fixture that clears the Redis cache and the
-process's client come from ``tests/conftest.py``.
+Shared helpers live here, the client tests' fixtures in ``conftest.py``.
+The ``sandbox`` fixture and ``services`` (which clears the Redis cache and
+the process's client) come from ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django_mmc.sandbox.defaults import OAUTH_PATH
+from tests.helpers import ORDER_SHIPPED_TEMPLATE_ID, SUPPORT_AGENT_ID, SUPPORT_GROUP_ID
 
 #: The token endpoint's path as the sandbox logs it (a fault ``path`` too).
 TOKEN_PATH = OAUTH_PATH + "/token"
@@ -106,13 +107,6 @@ class CutOffServer:
                     pass
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def api_requests(
     sandbox: Any, method: str | None = None, contains: str | None = None
 ) -> list[dict[str, Any]]:
@@ -175,8 +169,8 @@ def assert_no_secrets(objects: Iterable[Any], secrets: Iterable[str]) -> None:
 def notify(client: Any, key: str, **overrides: Any) -> Any:
     kwargs: dict[str, Any] = {
         "recipient": NUMBER,
-        "template_id": "101",
-        "channel_group_id": "7",
+        "template_id": ORDER_SHIPPED_TEMPLATE_ID,
+        "channel_group_id": SUPPORT_GROUP_ID,
         "channel_type": "WHATSAPP",
         "context": {"first_name": "Ann", "tracking_url": "https://t.example/1"},
         "idempotency_key": key,
@@ -185,8 +179,9 @@ def notify(client: Any, key: str, **overrides: Any) -> Any:
     return client.create_notification(**kwargs)
 
 
-def open_dialogue(client: Any, agent: str = "17", number: str = NUMBER, key: str = "d-1") -> Any:
+def open_dialogue(client: Any, agent: str = SUPPORT_AGENT_ID, number: str = NUMBER,
+                  key: str = "d-1") -> Any:
     return client.create_dialogue(
-        agent, recipient=number, channel_group_id="7", channel_type="WHATSAPP",
+        agent, recipient=number, channel_group_id=SUPPORT_GROUP_ID, channel_type="WHATSAPP",
         idempotency_key=key,
     )

@@ -19,12 +19,12 @@ from django_mmc.exceptions import (
     MMCTransientError,
 )
 from django_mmc.sandbox import Sandbox
+from tests.helpers import free_port
 
 from . import (
     TOKEN_PATH,
     api_requests,
     assert_no_secrets,
-    closed_port,
     current_token,
     notify,
     secrets_of,
@@ -270,7 +270,7 @@ def cache_down(sandbox: Any, settings: Any) -> Any:
         **settings.CACHES,
         "down": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{closed_port()}/0",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
         },
     }
     settings.MMC = {**settings.MMC, "CACHE_ALIAS": "down", "RATE_LIMIT": 5}

@@ -12,6 +12,20 @@ import pytest
 from django_mmc import contract
 from django_mmc.client import MMCClient, get_client
 from django_mmc.sandbox import DEFAULT_FIXTURES, Sandbox
+from tests.helpers import (
+    APPOINTMENT_REMINDER_TEMPLATE_ID,
+    ORDER_CONFIRMED_TEMPLATE_ID,
+    ORDER_SHIPPED_TEMPLATE_ID,
+    OTP_TEMPLATE_ID,
+    SALES_AGENT_ID,
+    SALES_GROUP_ID,
+    SALES_WHATSAPP_CHANNEL_ID,
+    SUPPORT_AGENT_ID,
+    SUPPORT_GROUP_ID,
+    SUPPORT_SMS_CHANNEL_ID,
+    SUPPORT_WHATSAPP_CHANNEL_ID,
+    WELCOME_TEMPLATE_ID,
+)
 
 from . import NUMBER, api_requests, notify, open_dialogue
 
@@ -21,13 +35,14 @@ from . import NUMBER, api_requests, notify, open_dialogue
 def test_list_channel_groups_includes_their_channels(sandbox: Any, client: MMCClient) -> None:
     groups = {group.id: group for group in client.list_channel_groups()}
 
-    assert set(groups) == {"7", "8"}
-    assert groups["7"].name == "Support"
-    assert {(c.id, c.channel_type, c.name) for c in groups["7"].channels} == {
-        ("48", "WHATSAPP", "WhatsApp +35316000000"),
-        ("49", "SMS", "SMS 50050"),
+    assert set(groups) == {SUPPORT_GROUP_ID, SALES_GROUP_ID}
+    assert groups[SUPPORT_GROUP_ID].name == "Support"
+    assert {(c.id, c.channel_type, c.name) for c in groups[SUPPORT_GROUP_ID].channels} == {
+        (SUPPORT_WHATSAPP_CHANNEL_ID, "WHATSAPP", "WhatsApp +35316000000"),
+        (SUPPORT_SMS_CHANNEL_ID, "SMS", "SMS 50050"),
     }
-    assert [(c.id, c.channel_type) for c in groups["8"].channels] == [("50", "WHATSAPP")]
+    assert [(c.id, c.channel_type) for c in groups[SALES_GROUP_ID].channels] == [
+        (SALES_WHATSAPP_CHANNEL_ID, "WHATSAPP")]
     [request] = api_requests(sandbox, "GET", "/channel-groups")
     assert "include=channels" in request["path"]
 
@@ -75,8 +90,10 @@ def test_list_templates_follows_every_page(many_templates: Sandbox, settings: An
 def test_list_templates_of_the_default_seed(sandbox: Any, client: MMCClient) -> None:
     templates = {t.id: t for t in client.list_templates()}
 
-    assert set(templates) == {"101", "102", "103", "104", "105"}
-    shipped = templates["101"]
+    assert set(templates) == {ORDER_SHIPPED_TEMPLATE_ID, OTP_TEMPLATE_ID,
+                              APPOINTMENT_REMINDER_TEMPLATE_ID, WELCOME_TEMPLATE_ID,
+                              ORDER_CONFIRMED_TEMPLATE_ID}
+    shipped = templates[ORDER_SHIPPED_TEMPLATE_ID]
     assert shipped.name == "order_shipped"
     assert shipped.channel_types == ("WHATSAPP", "SMS")
     assert [(p.name, p.required) for p in shipped.parameters] == [
@@ -94,8 +111,8 @@ def test_create_and_get_notification(sandbox: Any, client: MMCClient) -> None:
 
     assert created.status == "ACCEPTED"
     assert created.recipient == NUMBER
-    assert created.template_id == "101"
-    assert created.channel_group_id == "7"
+    assert created.template_id == ORDER_SHIPPED_TEMPLATE_ID
+    assert created.channel_group_id == SUPPORT_GROUP_ID
     assert created.channel_type == "WHATSAPP"
     assert created.created_at is not None
     [stored] = sandbox.notifications()
@@ -155,21 +172,21 @@ def test_create_get_list_and_close_dialogue(sandbox: Any, client: MMCClient) -> 
     assert opened.status == contract.DIALOGUE_OPEN
     assert opened.initiated_by == "AGENT"
     assert opened.recipient == NUMBER
-    assert opened.channel_group_id == "7"
-    assert opened.agent_id == "17"
-    assert client.get_dialogue("17", opened.id).id == opened.id
+    assert opened.channel_group_id == SUPPORT_GROUP_ID
+    assert opened.agent_id == SUPPORT_AGENT_ID
+    assert client.get_dialogue(SUPPORT_AGENT_ID, opened.id).id == opened.id
 
-    closed = client.close_dialogue("17", opened.id)
+    closed = client.close_dialogue(SUPPORT_AGENT_ID, opened.id)
     assert closed.status == contract.DIALOGUE_CLOSED
     assert closed.closed_by == "AGENT"
     assert closed.closed_at is not None
     # Closing again is idempotent.
-    assert client.close_dialogue("17", opened.id).status == contract.DIALOGUE_CLOSED
+    assert client.close_dialogue(SUPPORT_AGENT_ID, opened.id).status == contract.DIALOGUE_CLOSED
 
-    assert {d.id for d in client.list_dialogues("17")} == {opened.id, other.id}
-    assert [d.id for d in client.list_dialogues("17", status="OPEN")] == [other.id]
-    assert [d.id for d in client.list_dialogues("17", status="CLOSED")] == [opened.id]
-    assert client.list_dialogues("18") == []
+    assert {d.id for d in client.list_dialogues(SUPPORT_AGENT_ID)} == {opened.id, other.id}
+    assert [d.id for d in client.list_dialogues(SUPPORT_AGENT_ID, status="OPEN")] == [other.id]
+    assert [d.id for d in client.list_dialogues(SUPPORT_AGENT_ID, status="CLOSED")] == [opened.id]
+    assert client.list_dialogues(SALES_AGENT_ID) == []
     [patch, _] = api_requests(sandbox, "PATCH")
     assert patch["status"] == 200
 
@@ -186,11 +203,12 @@ def test_send_text_template_and_file_messages_then_list_them(
     assert upload.size == len(b"%PDF-1.4 fake")
     assert sandbox.platform.file_content(upload.id).content == b"%PDF-1.4 fake"
 
-    text = client.send_message("17", dialogue.id, text="Your refund is on its way.",
+    text = client.send_message(SUPPORT_AGENT_ID, dialogue.id, text="Your refund is on its way.",
                                idempotency_key="m-1")
-    templated = client.send_message("17", dialogue.id, template_id="101",
+    templated = client.send_message(SUPPORT_AGENT_ID, dialogue.id,
+                                    template_id=ORDER_SHIPPED_TEMPLATE_ID,
                                     context={"first_name": "Ann"}, idempotency_key="m-2")
-    with_file = client.send_message("17", dialogue.id, text="Your invoice",
+    with_file = client.send_message(SUPPORT_AGENT_ID, dialogue.id, text="Your invoice",
                                     file_ids=[upload.id], idempotency_key="m-3")
 
     assert text.direction == "OUTBOUND"
@@ -199,12 +217,12 @@ def test_send_text_template_and_file_messages_then_list_them(
     assert text.dialogue_id == dialogue.id
     assert [f.id for f in with_file.files] == [upload.id]
     by_id = {m["id"]: m for m in sandbox.messages()}
-    assert by_id[templated.id]["template"] == "101"
+    assert by_id[templated.id]["template"] == ORDER_SHIPPED_TEMPLATE_ID
     assert by_id[templated.id]["context"] == {"first_name": "Ann"}
     assert by_id[templated.id]["text"] is None
     assert by_id[with_file.id]["files"] == [upload.id]
 
-    listed = client.list_messages("17", dialogue.id)
+    listed = client.list_messages(SUPPORT_AGENT_ID, dialogue.id)
     assert [m.id for m in listed] == [text.id, templated.id, with_file.id]
     assert [f.id for f in listed[2].files] == [upload.id]
 
@@ -212,7 +230,7 @@ def test_send_text_template_and_file_messages_then_list_them(
 def test_send_message_on_another_channel_type(sandbox: Any, client: MMCClient) -> None:
     dialogue = open_dialogue(client)
 
-    message = client.send_message("17", dialogue.id, text="By SMS", channel_type="SMS",
+    message = client.send_message(SUPPORT_AGENT_ID, dialogue.id, text="By SMS", channel_type="SMS",
                                   idempotency_key="m-sms")
 
     assert {m["id"]: m for m in sandbox.messages()}[message.id]["channelType"] == "SMS"
@@ -221,9 +239,9 @@ def test_send_message_on_another_channel_type(sandbox: Any, client: MMCClient) -
 def test_every_request_speaks_jsonapi(sandbox: Any, client: MMCClient) -> None:
     """No 406/415 anywhere: the sandbox enforces the media types strictly."""
     dialogue = open_dialogue(client)
-    client.send_message("17", dialogue.id, text="hi", idempotency_key="m-1")
+    client.send_message(SUPPORT_AGENT_ID, dialogue.id, text="hi", idempotency_key="m-1")
     client.upload_file("a.txt", b"a", "text/plain", idempotency_key="f-1")
-    client.close_dialogue("17", dialogue.id)
+    client.close_dialogue(SUPPORT_AGENT_ID, dialogue.id)
 
     statuses = {r["status"] for r in api_requests(sandbox)}
     assert statuses <= {200, 201}

@@ -20,12 +20,18 @@ from django_mmc.exceptions import (
     MMCTransientError,
     MMCValidationError,
 )
+from tests.helpers import (
+    APPOINTMENT_REMINDER_TEMPLATE_ID,
+    SALES_AGENT_ID,
+    SALES_GROUP_ID,
+    SUPPORT_AGENT_ID,
+    free_port,
+)
 
 from . import (
     CutOffServer,
     api_requests,
     assert_no_secrets,
-    closed_port,
     notify,
     open_dialogue,
     secrets_of,
@@ -62,7 +68,7 @@ def test_retryable_of_each_class(cls: type[MMCError], retryable: bool) -> None:
 
 def test_400_is_permanent(sandbox: Any, client: MMCClient) -> None:
     with pytest.raises(MMCPermanentError) as caught:
-        client.list_dialogues("17", status="BOGUS")
+        client.list_dialogues(SUPPORT_AGENT_ID, status="BOGUS")
 
     error = caught.value
     assert type(error) is MMCPermanentError
@@ -74,10 +80,10 @@ def test_400_is_permanent(sandbox: Any, client: MMCClient) -> None:
 
 
 def test_403_not_dialogue_owner_is_permanent(sandbox: Any, client: MMCClient) -> None:
-    dialogue = open_dialogue(client, agent="17")
+    dialogue = open_dialogue(client, agent=SUPPORT_AGENT_ID)
 
     with pytest.raises(MMCPermanentError) as caught:
-        client.close_dialogue("18", dialogue.id)
+        client.close_dialogue(SALES_AGENT_ID, dialogue.id)
 
     error = caught.value
     assert error.status_code == 403
@@ -101,29 +107,30 @@ def test_404_is_not_found(sandbox: Any, client: MMCClient) -> None:
 
 
 def test_409_dialogue_active_names_the_holder(sandbox: Any, client: MMCClient) -> None:
-    held = open_dialogue(client, agent="17", key="open-17")
+    held = open_dialogue(client, agent=SUPPORT_AGENT_ID, key="open-support")
 
     with pytest.raises(MMCConflictError) as caught:
-        open_dialogue(client, agent="18", key="open-18")
+        open_dialogue(client, agent=SALES_AGENT_ID, key="open-sales")
 
     error = caught.value
     assert error.status_code == 409
     assert error.code == "DIALOGUE_ACTIVE"
     assert error.dialogue_id == held.id
-    assert error.dialogue_agent_id == "17"
+    assert error.dialogue_agent_id == SUPPORT_AGENT_ID
     assert error.retryable is False
     # Celery pickles errors: the details survive.
     copy = pickle.loads(pickle.dumps(error))
-    assert (copy.dialogue_id, copy.dialogue_agent_id, copy.code) == (held.id, "17", error.code)
+    assert (copy.dialogue_id, copy.dialogue_agent_id, copy.code) == (
+        held.id, SUPPORT_AGENT_ID, error.code)
     _no_secrets(client, error)
 
 
 def test_409_dialogue_closed(sandbox: Any, client: MMCClient) -> None:
     dialogue = open_dialogue(client)
-    client.close_dialogue("17", dialogue.id)
+    client.close_dialogue(SUPPORT_AGENT_ID, dialogue.id)
 
     with pytest.raises(MMCConflictError) as caught:
-        client.send_message("17", dialogue.id, text="late", idempotency_key="late")
+        client.send_message(SUPPORT_AGENT_ID, dialogue.id, text="late", idempotency_key="late")
 
     assert caught.value.code == "DIALOGUE_CLOSED"
     assert caught.value.dialogue_id == dialogue.id
@@ -136,9 +143,9 @@ def test_409_dialogue_closed(sandbox: Any, client: MMCClient) -> None:
         ({"context": {}}, "TEMPLATE_PARAMETER_MISSING", "/data/attributes/context/first_name"),
         ({"context": {"first_name": "Ann", "colour": "red"}}, "TEMPLATE_PARAMETER_UNKNOWN",
          "/data/attributes/context/colour"),
-        ({"template_id": "103", "channel_type": "SMS"}, "TEMPLATE_NOT_FOR_CHANNEL",
-         "/data/attributes/channelType"),
-        ({"channel_group_id": "8", "channel_type": "SMS"}, "CHANNEL_NOT_IN_GROUP",
+        ({"template_id": APPOINTMENT_REMINDER_TEMPLATE_ID, "channel_type": "SMS"},
+         "TEMPLATE_NOT_FOR_CHANNEL", "/data/attributes/channelType"),
+        ({"channel_group_id": SALES_GROUP_ID, "channel_type": "SMS"}, "CHANNEL_NOT_IN_GROUP",
          "/data/attributes/channelType"),
         ({"context": {"first_name": 7}}, "VALIDATION_ERROR",
          "/data/attributes/context/first_name"),
@@ -235,7 +242,7 @@ def test_timeout_is_transient(sandbox: Any, settings: Any) -> None:
 
 
 def test_connection_refused_is_transient(sandbox: Any, settings: Any) -> None:
-    settings.MMC = {**settings.MMC, "BASE_URL": f"http://127.0.0.1:{closed_port()}"}
+    settings.MMC = {**settings.MMC, "BASE_URL": f"http://127.0.0.1:{free_port()}"}
     client = get_client()
 
     with pytest.raises(MMCTransientError) as caught:
@@ -275,7 +282,7 @@ def test_token_answer_cut_off_mid_body_is_transient(sandbox: Any, settings: Any)
 
 
 def test_token_endpoint_unreachable_is_transient(sandbox: Any, settings: Any) -> None:
-    settings.MMC = {**settings.MMC, "OAUTH_BASE_URL": f"http://127.0.0.1:{closed_port()}/oauth"}
+    settings.MMC = {**settings.MMC, "OAUTH_BASE_URL": f"http://127.0.0.1:{free_port()}/oauth"}
     client = get_client()
 
     with pytest.raises(MMCTransientError) as caught:

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from django.core.cache import caches
 
 from django_mmc.client import MMCClient, get_client
 from django_mmc.conf import MMCSettings
+from tests.helpers import race
 
 from . import TOKEN_PATH, token_log
 
@@ -33,32 +33,10 @@ def slow_token_endpoint(sandbox: Any) -> Any:
     return sandbox
 
 
-def _run_together(functions: list[Any]) -> list[Any]:
-    """Run the functions in threads released at the same instant."""
-    barrier = threading.Barrier(len(functions))
-    results: list[Any] = [None] * len(functions)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            results[index] = functions[index]()
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(functions))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert not errors, errors
-    return results
-
-
 def test_eight_threads_of_one_client_fetch_one_token(slow_token_endpoint: Any) -> None:
     client = get_client()
 
-    tokens = _run_together([client.tokens.get_token] * 8)
+    tokens = race([client.tokens.get_token] * 8, timeout=30)
 
     assert slow_token_endpoint.token_requests == 1
     assert len(token_log(slow_token_endpoint)) == 1
@@ -73,7 +51,7 @@ def test_eight_workers_share_one_token_through_the_cache(
     worker processes would be): the cache.add lock lets one fetch."""
     clients = [MMCClient(MMCSettings(settings.MMC)) for _ in range(8)]
 
-    tokens = _run_together([c.tokens.get_token for c in clients])
+    tokens = race([c.tokens.get_token for c in clients], timeout=30)
 
     assert slow_token_endpoint.token_requests == 1
     assert len(token_log(slow_token_endpoint)) == 1
@@ -85,14 +63,14 @@ def test_eight_workers_share_one_token_through_the_cache(
 def test_eight_workers_then_all_call_the_api(slow_token_endpoint: Any, settings: Any) -> None:
     clients = [MMCClient(MMCSettings(settings.MMC)) for _ in range(8)]
 
-    groups = _run_together([c.list_channel_groups for c in clients])
+    groups = race([c.list_channel_groups for c in clients], timeout=30)
 
     assert all(len(g) == 2 for g in groups)
     assert slow_token_endpoint.token_requests == 1
 
 
 _WORKER = """
-import json, os, sys, threading
+import json, os, sys
 
 import django
 from django.conf import settings
@@ -102,25 +80,15 @@ settings.CACHES = {"default": json.loads(os.environ["DJANGO_MMC_CLIENT_TEST_CACH
 django.setup()
 
 from django_mmc.client import get_client
+from tests.helpers import race
 
 client = get_client()
-barrier = threading.Barrier(4)
-tokens, errors = [], []
-
-def run():
-    barrier.wait()
-    try:
-        tokens.append(client.tokens.get_token())
-    except Exception as error:
-        errors.append(repr(error))
-
-threads = [threading.Thread(target=run) for _ in range(4)]
 print("ready", flush=True)
 sys.stdin.readline()
-for thread in threads:
-    thread.start()
-for thread in threads:
-    thread.join(30)
+try:
+    tokens, errors = race([client.tokens.get_token] * 4, timeout=30), []
+except Exception as error:
+    tokens, errors = [], [repr(error)]
 print(json.dumps({"tokens": tokens, "errors": errors, "fetched": client.tokens.fetch_count}),
       flush=True)
 """

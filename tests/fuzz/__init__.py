@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from django_mmc import contract
 from django_mmc.conf import mmc_settings
 from django_mmc.signing import sign
+from tests.helpers import SUPPORT_AGENT_ID, SUPPORT_GROUP_ID
 
 #: The agents and secrets tests/settings.py configures.
 SECRETS = {"support": "agent-17-secret", "sales": "agent-18-secret"}
@@ -141,7 +142,7 @@ STATUS_VALUES = ["ACCEPTED", "SENT", "DELIVERED", "READ", "FAILED", "EXPIRED", "
 odd_text = st.one_of(
     st.text(max_size=20),
     st.sampled_from(["", "\x00", "a\x00b", "\ud800", "\u202e", "x" * 70, "x" * 200,
-                     "+353861234567", "7", "n-fuzz-1", "d-fuzz-1", "m-fuzz-1"]),
+                     "+353861234567", SUPPORT_GROUP_ID, "n-fuzz-1", "d-fuzz-1", "m-fuzz-1"]),
 )
 odd_scalar = st.one_of(odd_text, st.integers(), st.none(), st.booleans(),
                        st.floats(allow_nan=False, allow_infinity=False))
@@ -149,8 +150,8 @@ odd_value = st.one_of(odd_scalar, st.lists(odd_scalar, max_size=3),
                       st.dictionaries(st.text(max_size=5), odd_scalar, max_size=3))
 
 #: Platform ids the fuzzed events may point at (fixtures create rows for them).
-KNOWN_IDS = ["n-fuzz-1", "n-fuzz-2", "m-fuzz-1", "d-fuzz-1", "d-fuzz-2", "7", "17",
-             "+353861234567", "+353861234999"]
+KNOWN_IDS = ["n-fuzz-1", "n-fuzz-2", "m-fuzz-1", "d-fuzz-1", "d-fuzz-2", SUPPORT_GROUP_ID,
+             SUPPORT_AGENT_ID, "+353861234567", "+353861234999"]
 ids = st.one_of(st.sampled_from(KNOWN_IDS), odd_text, st.integers(), st.none(),
                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
 linkage = st.one_of(

@@ -22,13 +22,15 @@ from django_mmc.api import send_message
 from django_mmc.models import Dialogue, Message, Notification, Recipient
 from django_mmc.models.recipients import normalize_phone_number
 from django_mmc.status import DialogueStatus, Direction, Status
+from tests.helpers import SALES_GROUP_ID, SEED, SUPPORT_GROUP_ID
 
 from . import fuzz_settings
 
 VALID_NUMBER = "+353861234567"
-#: Names and platform ids of the templates the ``directory`` fixture creates.
-TEMPLATE_KEYS = {"order_shipped", "otp", "appointment_reminder", "101", "102", "103"}
-GROUP_KEYS = {"7", "8", "Support", "Sales"}
+#: Names and platform ids of the templates and groups the ``directory``
+#: fixture creates (the sandbox's seed).
+TEMPLATE_KEYS = {str(t[key]) for t in SEED["templates"] for key in ("id", "name")}
+GROUP_KEYS = {str(g[key]) for g in SEED["channelGroups"] for key in ("id", "name")}
 
 
 def is_valid_number(value: Any) -> bool:
@@ -160,8 +162,8 @@ def test_send_notification_with_wrong_parameters(directory: Any, case: tuple[str
 
 @fuzz_settings(150)
 @given(case=st.one_of(
-    st.tuples(st.just("7"), odd_channel_types),
-    st.tuples(st.just("8"), odd_channel_types | st.sampled_from(["SMS", "sms"])),
+    st.tuples(st.just(SUPPORT_GROUP_ID), odd_channel_types),
+    st.tuples(st.just(SALES_GROUP_ID), odd_channel_types | st.sampled_from(["SMS", "sms"])),
 ))
 def test_send_notification_on_a_channel_type_outside_the_group(
     directory: Any, case: tuple[str, str]
@@ -216,8 +218,8 @@ def test_open_dialogue_for_an_unknown_agent(directory: Any, agent: str) -> None:
 
 
 @fuzz_settings(80)
-@given(case=st.one_of(st.tuples(st.just("7"), odd_channel_types),
-                      st.tuples(st.just("8"), st.just("SMS") | odd_channel_types),
+@given(case=st.one_of(st.tuples(st.just(SUPPORT_GROUP_ID), odd_channel_types),
+                      st.tuples(st.just(SALES_GROUP_ID), st.just("SMS") | odd_channel_types),
                       st.tuples(unknown_groups, st.just("WHATSAPP"))))
 def test_open_dialogue_outside_the_group(directory: Any, case: tuple[Any, str]) -> None:
     group, channel_type = case

@@ -26,6 +26,7 @@ from django_mmc import contract
 from django_mmc.models import WebhookEvent
 from django_mmc.signing import sign
 from django_mmc.webhooks import views
+from tests.helpers import stored_ids
 
 from . import SECRETS, body_limit, fuzz_settings
 
@@ -68,10 +69,6 @@ def raw_body(case: Any) -> bytes:
     if body is None or type(body).__name__ == "NotSet":
         return b""
     return json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
-
-
-def stored_ids() -> set[str]:
-    return set(WebhookEvent.objects.values_list("event_id", flat=True))
 
 
 def for_agent(agent_key: str, mode: GenerationMode = GenerationMode.POSITIVE) -> Any:

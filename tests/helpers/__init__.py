@@ -1,4 +1,5 @@
-"""What the suite's tests share: small functions over the real parts.
+"""What the suite's tests share: small functions over the real parts, and
+the sandbox's seed ids by name (from :mod:`tests.helpers.seed`).
 
 The fixtures built on them (``synced``, ``directory``, ``sandbox``...) are in
 ``tests/conftest.py``.
@@ -10,6 +11,47 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from .seed import (
+    AGENT_IDS,
+    APPOINTMENT_REMINDER_TEMPLATE_ID,
+    ORDER_CONFIRMED_TEMPLATE_ID,
+    ORDER_SHIPPED_TEMPLATE_ID,
+    OTP_TEMPLATE_ID,
+    SALES_AGENT_ID,
+    SALES_GROUP_ID,
+    SALES_WHATSAPP_CHANNEL_ID,
+    SEED,
+    SUPPORT_AGENT_ID,
+    SUPPORT_GROUP_ID,
+    SUPPORT_SMS_CHANNEL_ID,
+    SUPPORT_WHATSAPP_CHANNEL_ID,
+    WELCOME_TEMPLATE_ID,
+)
+
+__all__ = [
+    "AGENT_IDS",
+    "APPOINTMENT_REMINDER_TEMPLATE_ID",
+    "NOTIFICATIONS",
+    "ORDER_CONFIRMED_TEMPLATE_ID",
+    "ORDER_SHIPPED_TEMPLATE_ID",
+    "OTP_TEMPLATE_ID",
+    "SALES_AGENT_ID",
+    "SALES_GROUP_ID",
+    "SALES_WHATSAPP_CHANNEL_ID",
+    "SEED",
+    "SUPPORT_AGENT_ID",
+    "SUPPORT_GROUP_ID",
+    "SUPPORT_SMS_CHANNEL_ID",
+    "SUPPORT_WHATSAPP_CHANNEL_ID",
+    "WELCOME_TEMPLATE_ID",
+    "free_port",
+    "notification",
+    "posts",
+    "race",
+    "stored_ids",
+    "unqueued_notification",
+]
 
 NOTIFICATIONS = "/notifications"
 
@@ -83,3 +125,22 @@ def unqueued_notification(code: str = "1", number: str = "+353861234567", **fiel
         template=Template.objects.get(name="otp"),
         channel_group=ChannelGroup.objects.get(name="Support"), channel_type="SMS",
         context={"code": code}, **fields)
+
+
+#: Transaction control, which Django logs with the queries since 4.2.
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT",
+                       "ROLLBACK TO SAVEPOINT")
+
+
+def statements(queries: Any) -> list[str]:
+    """The SQL statements a ``CaptureQueriesContext`` saw, without the
+    transaction control around them (``BEGIN``, ``COMMIT``, savepoints)."""
+    return [q["sql"] for q in queries.captured_queries
+            if not q["sql"].upper().startswith(TRANSACTION_CONTROL)]
+
+
+def stored_ids() -> set[str]:
+    """The event ids of every stored webhook delivery."""
+    from django_mmc.models import WebhookEvent
+
+    return set(WebhookEvent.objects.values_list("event_id", flat=True))

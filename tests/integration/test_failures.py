@@ -12,22 +12,22 @@ import django_mmc
 from django_mmc.client import get_client
 from django_mmc.models import Dialogue, Notification
 from django_mmc.status import DialogueStatus, Status
+from tests.helpers import (
+    NOTIFICATIONS,
+    ORDER_SHIPPED_TEMPLATE_ID,
+    SALES_AGENT_ID,
+    SUPPORT_AGENT_ID,
+    SUPPORT_GROUP_ID,
+    posts,
+    unqueued_notification,
+)
 
 pytestmark = pytest.mark.integration
-
-NOTIFICATIONS = "/notifications"
 
 
 def created_for(sandbox, notification) -> list[dict]:
     return [n for n in sandbox.notifications()
             if n["idempotency_key"] == str(notification.idempotency_key)]
-
-
-def posts(sandbox, path=NOTIFICATIONS) -> list[dict]:
-    """POSTs to ``path``, leaving out 401s: a worker still holding the token of
-    a previous test (the sandbox forgets tokens on reset) re-authenticates."""
-    return [r for r in sandbox.requests_log
-            if r["method"] == "POST" and r["path"].endswith(path) and r["status"] != 401]
 
 
 def wait_status(stack, notification, *statuses, timeout=30):
@@ -45,7 +45,7 @@ def test_transient_answers_are_retried_with_the_same_key(mmc_stack, fault):
                 Status.READ)
     notification.refresh_from_db()
     assert notification.attempts == 2
-    sent = posts(mmc_stack.sandbox)
+    sent = posts(mmc_stack.sandbox, without_401=True)
     assert [r["status"] for r in sent] == [int(fault), 201]
     assert {r["idempotency_key"] for r in sent} == {str(notification.idempotency_key)}
     assert len(created_for(mmc_stack.sandbox, notification)) == 1
@@ -57,7 +57,7 @@ def test_retry_after_is_honoured(mmc_stack):
     notification = django_mmc.send_notification("+353861234567", "otp", {"code": "1"})
     wait_status(mmc_stack, notification, Status.ACCEPTED, Status.SENT, Status.DELIVERED,
                 Status.READ)
-    first, second = posts(mmc_stack.sandbox)
+    first, second = posts(mmc_stack.sandbox, without_401=True)
     assert second["time"] - first["time"] >= 2.0
 
 
@@ -80,7 +80,7 @@ def test_platform_refusal_is_recorded_and_not_retried(mmc_stack):
     # passes, the platform refuses with 422.
     from django_mmc.models import Template
 
-    Template.objects.filter(platform_id="101").update(
+    Template.objects.filter(platform_id=ORDER_SHIPPED_TEMPLATE_ID).update(
         parameters=[{"name": "first_name", "required": False}])
     notification = django_mmc.send_notification("+353861234567", "order_shipped", {})
     wait_status(mmc_stack, notification, Status.REFUSED)
@@ -89,7 +89,7 @@ def test_platform_refusal_is_recorded_and_not_retried(mmc_stack):
     assert "first_name" in notification.failure_detail
     assert notification.attempts == 1
     time.sleep(1.5)  # no retry comes later either
-    assert len(posts(mmc_stack.sandbox)) == 1
+    assert len(posts(mmc_stack.sandbox, without_401=True)) == 1
 
 
 def test_scripted_failure_reaches_failed_with_the_platform_reason(mmc_stack):
@@ -130,7 +130,7 @@ def test_worker_killed_after_the_platform_accepted(mmc_stack):
     assert len(created_for(sandbox, notification)) == 1
     notification.refresh_from_db()
     assert notification.attempts == 2
-    assert len({r["idempotency_key"] for r in posts(sandbox)}) == 1
+    assert len({r["idempotency_key"] for r in posts(sandbox, without_401=True)}) == 1
 
 
 def test_outbox_sweeper_sends_what_was_never_enqueued(mmc_stack):
@@ -140,16 +140,10 @@ def test_outbox_sweeper_sends_what_was_never_enqueued(mmc_stack):
 
     from django.utils import timezone
 
-    from django_mmc.models import ChannelGroup, Recipient, Template
     from django_mmc.workers.outbox import sweep_outbox
 
-    notification = Notification.objects.create(
-        recipient=Recipient.objects.for_number("+353861234567"),
-        template=Template.objects.get(name="otp"),
-        channel_group=ChannelGroup.objects.get(platform_id="7"),
-        channel_type="SMS", context={"code": "7"},
-        next_attempt_at=timezone.now() - timedelta(minutes=5),
-    )
+    notification = unqueued_notification(
+        code="7", next_attempt_at=timezone.now() - timedelta(minutes=5))
     time.sleep(0.5)
     assert Notification.objects.get(pk=notification.pk).status == Status.QUEUED
     counts = sweep_outbox()
@@ -160,27 +154,32 @@ def test_outbox_sweeper_sends_what_was_never_enqueued(mmc_stack):
 
 def test_open_dialogue_held_by_another_agent_is_a_conflict(mmc_stack):
     client = get_client()
-    held = client.create_dialogue("18", recipient="+353861234567", channel_group_id="7",
-                                  channel_type="WHATSAPP", idempotency_key="held-by-sales")
+    held = client.create_dialogue(SALES_AGENT_ID, recipient="+353861234567",
+                                  channel_group_id=SUPPORT_GROUP_ID, channel_type="WHATSAPP",
+                                  idempotency_key="held-by-sales")
     dialogue = django_mmc.open_dialogue("+353861234567")
     mmc_stack.wait_for(
         lambda: Dialogue.objects.get(pk=dialogue.pk).status == DialogueStatus.CONFLICT,
         message="the conflict")
     dialogue.refresh_from_db()
-    assert dialogue.conflict_agent_id == "18"
+    assert dialogue.conflict_agent_id == SALES_AGENT_ID
     assert dialogue.conflict_dialogue_id == held.id
     assert dialogue.failure_code == "DIALOGUE_ACTIVE"
     # The conflict is found by our create (409) or, when the other agent's
     # dialogue.opened webhook is processed first, before it: either way no
     # retry loop follows.
-    attempts = len(posts(mmc_stack.sandbox, "/dialogues"))
+    def creates() -> int:
+        return len(posts(mmc_stack.sandbox, "/dialogues", without_401=True))
+
+    attempts = creates()
     time.sleep(1.5)
-    assert attempts in (1, 2) and len(posts(mmc_stack.sandbox, "/dialogues")) == attempts
+    assert attempts in (1, 2) and creates() == attempts
 
 
 def test_open_dialogue_already_held_by_this_agent_is_adopted(mmc_stack):
-    held = get_client().create_dialogue("17", recipient="+353861234567",
-                                        channel_group_id="7", channel_type="WHATSAPP",
+    held = get_client().create_dialogue(SUPPORT_AGENT_ID, recipient="+353861234567",
+                                        channel_group_id=SUPPORT_GROUP_ID,
+                                        channel_type="WHATSAPP",
                                         idempotency_key="held-by-support")
     dialogue = django_mmc.open_dialogue("+353861234567")
     mmc_stack.wait_for(

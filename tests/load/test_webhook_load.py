@@ -18,7 +18,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import requests
 
 from django_mmc.models import WebhookEvent
 from django_mmc.testing import build_event, signed_delivery
+from tests.helpers import free_port, stored_ids
 
 pytestmark = pytest.mark.integration
 
@@ -46,12 +46,6 @@ MAX_REQUESTS = 60_000  # whichever comes first
 DUPLICATE_SHARE = 0.3
 GUNICORN_WORKERS = 3
 GUNICORN_THREADS = 4
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -200,7 +194,7 @@ def test_webhook_endpoint_under_load(gunicorn: Server) -> None:
     by_event: dict[str, list[int]] = defaultdict(list)
     for event_id, status, _, _ in load.results:
         by_event[event_id].append(status)
-    stored = set(WebhookEvent.objects.values_list("event_id", flat=True))
+    stored = stored_ids()
     assert stored == set(by_event), (len(stored), len(by_event))
     assert WebhookEvent.objects.count() == len(by_event)
     wrong = {e: s for e, s in by_event.items() if sorted(s) != [200] * (len(s) - 1) + [202]}

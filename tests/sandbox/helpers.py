@@ -13,6 +13,7 @@ import requests
 
 from django_mmc import contract
 from django_mmc.sandbox import Sandbox
+from tests.helpers import ORDER_SHIPPED_TEMPLATE_ID, SUPPORT_GROUP_ID
 
 JSONAPI = contract.JSONAPI_MEDIA_TYPE
 
@@ -67,8 +68,8 @@ class Api:
 
 def notification_document(
     recipient: str = "+353861234567",
-    template: str = "101",
-    group: str = "7",
+    template: str = ORDER_SHIPPED_TEMPLATE_ID,
+    group: str = SUPPORT_GROUP_ID,
     channel_type: str | None = "WHATSAPP",
     context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -89,7 +90,8 @@ def notification_document(
 
 
 def dialogue_document(
-    recipient: str = "+353861234567", group: str = "7", channel_type: str = "WHATSAPP"
+    recipient: str = "+353861234567", group: str = SUPPORT_GROUP_ID,
+    channel_type: str = "WHATSAPP",
 ) -> dict[str, Any]:
     return {
         "data": {

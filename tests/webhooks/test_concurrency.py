@@ -17,6 +17,7 @@ from django_mmc.processing import process_event
 from django_mmc.status import DialogueStatus
 from django_mmc.testing import build_event, signed_delivery
 from django_mmc.workers.dialogues import opened
+from tests.helpers import SUPPORT_GROUP_ID, race
 from tests.markers import needs_postgresql
 
 from .cases import SECRETS, WebhookCase, load_event
@@ -57,21 +58,10 @@ def wait_until_blocked_on_a_lock(timeout: float = 10) -> None:
 def post_at_once(url: str, body: bytes, headers: dict[str, str], copies: int = 2
                  ) -> list[int]:
     """POST the same delivery from ``copies`` threads released together."""
-    barrier = threading.Barrier(copies)
-    answers: list[int] = []
+    def post() -> int:
+        return requests.post(url, data=body, headers=headers, timeout=10).status_code
 
-    def post() -> None:
-        with requests.Session() as session:
-            barrier.wait()
-            answers.append(session.post(url, data=body, headers=headers,
-                                        timeout=10).status_code)
-
-    threads = [threading.Thread(target=post) for _ in range(copies)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(15)
-    return answers
+    return race([post] * copies, timeout=15)
 
 
 @needs_postgresql
@@ -107,7 +97,7 @@ class TestProcessingMeetsTheOpeningWorker(WebhookCase):
     def test_the_event_joins_the_dialogue_the_worker_opened(
         self, event_type: str, private_queue: Any
     ) -> None:
-        group = ChannelGroup.objects.create(platform_id="7", name="Support")
+        group = ChannelGroup.objects.create(platform_id=SUPPORT_GROUP_ID, name="Support")
         ours = Dialogue.objects.create(
             agent_key="support", recipient=Recipient.objects.for_number(NUMBER),
             channel_group=group, channel_type="WHATSAPP", status=DialogueStatus.OPENING)
@@ -117,7 +107,7 @@ class TestProcessingMeetsTheOpeningWorker(WebhookCase):
         else:
             fields.update(initiated_by="AGENT")
         stored = self.store(build_event(event_type, dialogue="9002", recipient=NUMBER,
-                                        channel_group="7", **fields))
+                                        channel_group=SUPPORT_GROUP_ID, **fields))
 
         locked = threading.Event()
         release = threading.Event()
