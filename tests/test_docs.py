@@ -34,7 +34,7 @@ from django.utils import timezone
 
 import django_mmc
 from django_mmc import checks, conf, signals, tasks
-from django_mmc.models import Dialogue, Message, Notification, Template, WebhookEvent
+from django_mmc.models import Dialogue, Message, Notification, WebhookEvent
 
 # The sandbox's pytest fixtures, for the docs' example test that uses them.
 from django_mmc.sandbox.pytest_plugin import (  # noqa: F401
@@ -281,8 +281,6 @@ def test_handler_snippet_ignores_other_saves(
 
 def test_overview_snippet(directory: dict[str, Any]) -> None:
     overview = load_snippet("overview")
-    Template.objects.create(platform_id="104", name="welcome",
-                            channel_types=["WHATSAPP", "SMS"], parameters=[])
     overview.order_shipped(shipped_order())
     notification = Notification.objects.get()
     assert notification.context == {"first_name": "Ann", "tracking_url": "https://t.example/1"}
