@@ -493,15 +493,11 @@ def test_the_quickstart_as_written_reaches_read(tmp_path: Path) -> None:
     from django.conf import settings as test_settings
 
     from tests import broker
+    from tests.helpers import free_port
 
     def last_line(output: str) -> str:
         # Django's shell may first say how many objects it imported.
         return (output.strip().splitlines() or [""])[-1].strip()
-
-    def free_port() -> int:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
 
     site_port, sandbox_port = free_port(), free_port()
     commands = console_commands("quickstart")
