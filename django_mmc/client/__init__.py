@@ -9,6 +9,10 @@ of :mod:`django_mmc.exceptions`. The client does not retry by itself, except
 once after a 401 with a fresh token: whether and when to retry is the
 caller's decision (the Celery tasks make it), and every create carries the
 caller's ``Idempotency-Key`` so a retry can never become a second message.
+
+The bearer token goes to the platform's origin (the scheme, host and port of
+``MMC['BASE_URL']``) and nowhere else: a link from the platform that points
+anywhere else is refused before any request is made.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 
 from .. import __version__, contract
@@ -38,7 +44,7 @@ from ..exceptions import (
     MMCValidationError,
 )
 from . import jsonapi
-from .auth import TokenManager
+from .auth import TokenManager, authorization_header
 from .ratelimit import RateLimiter
 from .resources import (
     ChannelGroupResource,
@@ -53,6 +59,38 @@ __all__ = ["MMCClient", "get_client", "reset_client"]
 
 USER_AGENT = f"django-mmc/{__version__} python-requests/{requests.__version__}"
 _MAX_PAGES = 10_000
+#: The error code of a link from the platform that points away from it.
+UNTRUSTED_LINK = "UNTRUSTED_LINK"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_origin(url: str) -> tuple[str, str, int | None] | None:
+    """``(scheme, host, port)`` of an absolute ``http(s)`` URL, the port
+    filled in when it is the scheme's default; ``None`` for anything else,
+    including a URL with a user name or password in it."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def shown_origin(url: str) -> str:
+    """The scheme, host and port of ``url`` for an error message (never a
+    user name, password, path or query)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "an unreadable URL"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ":?"
+    return f"{parts.scheme or '?'}://{parts.hostname or '?'}{port}"[:200]
 
 
 def create_session(base_url: str | None = None, pool_size: int = 32) -> requests.Session:
@@ -145,6 +183,8 @@ class MMCClient:
         self.base_url = contract.organisation_url(
             self.settings.BASE_URL, str(self.settings.ORGANISATION_ID)
         )
+        #: Where the bearer token may go: the origin of ``BASE_URL``.
+        self.origin = url_origin(self.base_url)
         self.timeout = self.settings.timeout
         self.session = self.create_session()
         self.tokens = TokenManager(
@@ -171,6 +211,22 @@ class MMCClient:
 
     # -- transport ------------------------------------------------------
 
+    def absolute_url(self, path: str) -> str:
+        """The URL of ``path``: relative to the organisation, or an absolute
+        URL at the platform's origin. Any other absolute URL is refused
+        (:class:`MMCPermanentError`, code ``UNTRUSTED_LINK``), before a
+        request, so the token never goes there."""
+        if not urlsplit(path).scheme:
+            return self.base_url + path
+        if self.origin is None or url_origin(path) != self.origin:
+            raise MMCPermanentError(
+                f"A link from the platform points to {shown_origin(path)}, not to the "
+                f"platform at {shown_origin(self.base_url)}; it was not followed.",
+                code=UNTRUSTED_LINK,
+            )
+        return path
+
+    @sensitive_variables("token", "headers")
     def request(
         self,
         method: str,
@@ -183,8 +239,13 @@ class MMCClient:
     ) -> Any:
         """Send one API request and return the decoded JSON:API document
         (``None`` for an empty body). ``path`` is relative to the
-        organisation, or an absolute URL (pagination links)."""
-        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        organisation, or an absolute URL at the platform's origin
+        (pagination links; see :meth:`absolute_url`).
+
+        Marked ``sensitive_variables``, and the token and its header are
+        :class:`~.auth.SecretText`: Django's error pages and e-mails show
+        neither, in this frame or in those of requests and urllib3 below it."""
+        url = self.absolute_url(path)
         headers = {"Accept": contract.JSONAPI_MEDIA_TYPE}
         body: bytes | None = None
         if document is not None:
@@ -197,7 +258,7 @@ class MMCClient:
         display_path = url[len(self.base_url):] if url.startswith(self.base_url) else path
         for attempt in (1, 2):
             token = self.tokens.get_token()
-            headers["Authorization"] = f"Bearer {token}"
+            headers["Authorization"] = authorization_header(token)
             self.rate_limiter.acquire()
             self.request_count += 1
             try:
@@ -239,16 +300,21 @@ class MMCClient:
 
     def paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
         """Yield ``(document, resource objects)`` for every page of a list,
-        following ``links.next`` until it is absent or null."""
+        following ``links.next`` until it is absent or null.
+
+        A relative link is read against the page it came in. A link to any
+        other origin than the platform's raises :class:`MMCPermanentError`
+        (code ``UNTRUSTED_LINK``) and is never requested."""
         query = {"page[number]": 1, "page[size]": contract.MAX_PAGE_SIZE, **(params or {})}
-        url: str | None = path
+        url: str | None = self.absolute_url(path)
         seen: set[str] = set()
         for _ in range(_MAX_PAGES):
             if url is None:
                 return
             document = self.request("GET", url, params=query)
             yield document, jsonapi.primary_data(document) or []
-            url = jsonapi.next_link(document)
+            link = jsonapi.next_link(document)
+            url = self.absolute_url(urljoin(url, link)) if link else None
             query = None  # the link carries the query
             if url in seen:  # a platform bug must not loop forever
                 return
@@ -451,11 +517,13 @@ def get_client() -> MMCClient:
 
 
 def reset_client() -> None:
-    """Forget the process's client (after the ``MMC`` setting changed)."""
+    """Forget the process's client (after the ``MMC`` setting changed), and
+    which unknown status words it has logged."""
     with _clients_lock:
         for client in _clients.values():
             client.close()
         _clients.clear()
+    jsonapi.forget_unknown_status_words()
 
 
 @receiver(setting_changed)

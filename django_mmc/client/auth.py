@@ -8,6 +8,12 @@ cache is unreachable each process fetches for itself: slower, never stuck.
 
 The grant itself is requests-oauthlib's (``BackendApplicationClient`` with
 ``OAuth2Session.fetch_token``); this module only decides when to call it.
+
+Neither the token nor the client secret is ever a plain local variable on
+the way to the platform: they travel as :class:`SecretText`, whose ``repr``
+is stars, and the functions that hold them are marked
+``sensitive_variables``. Django's error page and its error e-mails print the
+local variables of every frame; they show stars there.
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ from urllib.parse import urlsplit
 
 import requests
 from django.core.cache import caches
+from django.views.decorators.debug import sensitive_variables
 from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
 from requests_oauthlib import OAuth2Session
 
 from ..exceptions import (
+    MMCAPIError,
     MMCAuthError,
     MMCConfigurationError,
     MMCRateLimitedError,
@@ -70,6 +78,24 @@ def silence_token_loggers() -> None:
 silence_token_loggers()
 
 
+class SecretText(str):
+    """A string that never shows itself: its ``repr`` is stars, so a
+    traceback's variables (Django's technical 500 page, an error e-mail, a
+    debugger), or a dict or header mapping holding it, never print it. To
+    everything that uses it (comparing, encoding, sending) it is the same
+    string."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'********************'"
+
+
+def authorization_header(access_token: str) -> SecretText:
+    """The ``Authorization`` header value for ``access_token``."""
+    return SecretText(f"Bearer {access_token}")
+
+
 @dataclass(frozen=True)
 class Token:
     access_token: str = field(repr=False)
@@ -93,6 +119,7 @@ def refresh_margin(configured: float, lifetime: float) -> float:
 class TokenManager:
     """Fetches, caches and shares the site's access token."""
 
+    @sensitive_variables("client_secret")
     def __init__(
         self,
         *,
@@ -106,7 +133,7 @@ class TokenManager:
     ) -> None:
         self.token_url = token_url
         self.client_id = client_id
-        self._client_secret = client_secret
+        self._client_secret = SecretText(client_secret)
         self.scope = scope
         self.timeout = timeout
         self.margin = margin
@@ -125,19 +152,21 @@ class TokenManager:
 
     # -- public ---------------------------------------------------------
 
-    def get_token(self) -> str:
+    @sensitive_variables("token")
+    def get_token(self) -> SecretText:
         """A token that is valid for at least the refresh margin."""
         token = self._local
         if token and token.usable(self._margin(token)):
-            return token.access_token
+            return SecretText(token.access_token)
         with self._local_lock:  # threads of one process wait for one another
             token = self._local
             if token and token.usable(self._margin(token)):
-                return token.access_token
+                return SecretText(token.access_token)
             token = self._shared_or_fetch(stale=token)
             self._local = token
-            return token.access_token
+            return SecretText(token.access_token)
 
+    @sensitive_variables("access_token", "cached")
     def invalidate(self, access_token: str) -> None:
         """Forget ``access_token`` after the platform refused it.
 
@@ -159,6 +188,7 @@ class TokenManager:
     def _margin(self, token: Token) -> float:
         return refresh_margin(self.margin, token.lifetime)
 
+    @sensitive_variables("stale", "cached")
     def _read_shared(self, stale: Token | None) -> Token | None:
         cached = caches[self.cache_alias].get(self.cache_key)
         if (
@@ -169,6 +199,7 @@ class TokenManager:
             return cached
         return None
 
+    @sensitive_variables("stale", "found", "token")
     def _shared_or_fetch(self, stale: Token | None) -> Token:
         try:
             cache = caches[self.cache_alias]
@@ -198,24 +229,31 @@ class TokenManager:
             logger.warning("django_mmc: token cache unreachable, fetching a token directly")
         return self._fetch()
 
+    @sensitive_variables("token")
     def _store(self, token: Token) -> None:
         ttl = max(1, int(token.expires_at - time.time()))
         caches[self.cache_alias].set(self.cache_key, token, timeout=ttl)
 
+    @sensitive_variables()
     def _fetch(self) -> Token:
-        """Run the client-credentials grant once."""
+        """Run the client-credentials grant once.
+
+        The token response is never a local here (it goes straight into a
+        :class:`Token`), and every failure is raised afresh from this frame,
+        without the frames of requests-oauthlib below it, whose variables
+        hold the client secret and the request body that carries it."""
         session = OAuth2Session(client=BackendApplicationClient(client_id=self.client_id))
         session.register_compliance_hook("access_token_response", _raise_for_server_errors)
         started = time.time()
         try:
-            data = session.fetch_token(
+            token = token_from_response(session.fetch_token(
                 token_url=self.token_url,
                 client_id=self.client_id,
                 client_secret=self._client_secret,
                 include_client_id=True,
                 scope=[self.scope] if self.scope else None,
                 timeout=self.timeout,
-            )
+            ), started)
         except OAuth2Error as err:
             if err.error in ("invalid_client", "unauthorized_client", "invalid_scope"):
                 raise MMCConfigurationError(
@@ -225,6 +263,8 @@ class TokenManager:
             raise MMCAuthError(
                 f"The token endpoint refused the request ({err.error}).", code=err.error
             ) from None
+        except MMCAPIError as err:  # from _raise_for_server_errors, deep inside the grant
+            raise err.with_traceback(None) from None
         except requests.Timeout:
             raise MMCTransientError("The token endpoint timed out.") from None
         except requests.ConnectionError:
@@ -232,15 +272,24 @@ class TokenManager:
         except (requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError):
             raise MMCTransientError("The token endpoint's answer was cut off.") from None
-        except ValueError:
+        except requests.RequestException as err:
+            raise MMCTransientError(
+                f"The token request failed ({type(err).__name__}).") from None
+        except (ValueError, TypeError, KeyError):
             raise MMCTransientError("The token endpoint sent an unreadable answer.") from None
         finally:
             session.close()
         self.fetch_count += 1
-        lifetime = float(data.get("expires_in") or 3600)
-        logger.info("django_mmc: fetched an access token valid for %ss", int(lifetime))
-        return Token(access_token=data["access_token"], expires_at=started + lifetime,
-                     lifetime=lifetime)
+        logger.info("django_mmc: fetched an access token valid for %ss", int(token.lifetime))
+        return token
+
+
+@sensitive_variables("response")
+def token_from_response(response: dict, started: float) -> Token:
+    """The :class:`Token` of a token response fetched at ``started``."""
+    lifetime = float(response.get("expires_in") or 3600)
+    return Token(access_token=str(response["access_token"]), expires_at=started + lifetime,
+                 lifetime=lifetime)
 
 
 def _allow_plain_http_to_loopback(token_url: str) -> None:

@@ -4,11 +4,16 @@ Building: :func:`resource_document` makes a ``{"data": {...}}`` request body.
 Reading: the ``parse_*`` functions turn a resource object into the plain
 dataclasses of :mod:`.resources`. Unknown attributes are ignored and unknown
 enum values are kept as strings, so a platform that adds things does not break
-the client.
+the client. A status word that is not one the platform reports (a new word,
+or one of django_mmc's local statuses such as ``CANCELLED``) is kept as it
+came and logged once per word: whoever applies statuses ignores it
+(:func:`django_mmc.status.can_advance`).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -29,6 +34,38 @@ from .resources import (
     TemplateParameter,
     TemplateResource,
 )
+
+logger = logging.getLogger("django_mmc.client")
+
+#: The status words the platform reports for notifications and messages.
+PLATFORM_STATUS_WORDS = frozenset(status.value for status in contract.PlatformStatus)
+_unknown_words: set[str] = set()
+_unknown_words_lock = threading.Lock()
+
+
+def status_word(value: Any, resource_type: str, resource_id: str) -> str:
+    """The status of a notification or message, as the platform sent it.
+
+    A word the platform does not report is kept (callers never apply it)
+    and logged, once per word for the process, so a platform that sends
+    something odd on every poll does not flood the log."""
+    word = str(value or "")
+    if word and word not in PLATFORM_STATUS_WORDS:
+        with _unknown_words_lock:
+            first = word not in _unknown_words
+            _unknown_words.add(word)
+        if first:
+            logger.warning(
+                "django_mmc: the platform reported the status %r for %s %s; it is not a "
+                "status the platform reports, so it is ignored", word[:64], resource_type,
+                str(resource_id)[:64])
+    return word
+
+
+def forget_unknown_status_words() -> None:
+    """Log each unknown status word again the next time it comes."""
+    with _unknown_words_lock:
+        _unknown_words.clear()
 
 
 class DocumentError(ValueError):
@@ -174,7 +211,7 @@ def parse_notification(obj: Any) -> NotificationResource:
     attrs = _attributes(obj)
     return NotificationResource(
         id=str(obj["id"]),
-        status=str(attrs.get("status") or ""),
+        status=status_word(attrs.get("status"), contract.TYPE_NOTIFICATIONS, obj["id"]),
         channel_type=attrs.get("channelType"),
         created_at=parse_timestamp(attrs.get("createdAt")),
         updated_at=parse_timestamp(attrs.get("updatedAt")),
@@ -224,7 +261,7 @@ def parse_message(obj: Any) -> MessageResource:
     attrs = _attributes(obj)
     return MessageResource(
         id=str(obj["id"]),
-        status=attrs.get("status"),
+        status=status_word(attrs.get("status"), contract.TYPE_MESSAGES, obj["id"]) or None,
         direction=attrs.get("direction"),
         text=attrs.get("text"),
         created_at=parse_timestamp(attrs.get("createdAt")),
