@@ -5,6 +5,7 @@ row, and every row ends up saying what happened."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -152,39 +153,43 @@ def test_outbox_sweeper_sends_what_was_never_enqueued(mmc_stack):
                 Status.READ)
 
 
-def test_open_dialogue_held_by_another_agent_is_a_conflict(mmc_stack):
-    client = get_client()
-    held = client.create_dialogue(SALES_AGENT_ID, recipient="+353861234567",
-                                  channel_group_id=SUPPORT_GROUP_ID, channel_type="WHATSAPP",
-                                  idempotency_key="held-by-sales")
+def held_by(agent_id: str) -> Any:
+    """A dialogue with the number that ``agent_id`` opened at the platform
+    directly, not through django_mmc."""
+    return get_client().create_dialogue(
+        agent_id, recipient="+353861234567", channel_group_id=SUPPORT_GROUP_ID,
+        channel_type="WHATSAPP", idempotency_key=f"held-by-{agent_id}")
+
+
+def open_dialogue_until(stack: Any, status: str) -> Dialogue:
+    """Open a dialogue with the number; wait until the worker moved it to ``status``."""
     dialogue = django_mmc.open_dialogue("+353861234567")
-    mmc_stack.wait_for(
-        lambda: Dialogue.objects.get(pk=dialogue.pk).status == DialogueStatus.CONFLICT,
-        message="the conflict")
+    stack.wait_for(lambda: Dialogue.objects.get(pk=dialogue.pk).status == status,
+                   message=f"the dialogue to be {status}")
     dialogue.refresh_from_db()
+    return dialogue
+
+
+def test_open_dialogue_held_by_another_agent_is_a_conflict(mmc_stack):
+    held = held_by(SALES_AGENT_ID)
+    dialogue = open_dialogue_until(mmc_stack, DialogueStatus.CONFLICT)
     assert dialogue.conflict_agent_id == SALES_AGENT_ID
     assert dialogue.conflict_dialogue_id == held.id
     assert dialogue.failure_code == "DIALOGUE_ACTIVE"
-    # The conflict is found by our create (409) or, when the other agent's
-    # dialogue.opened webhook is processed first, before it: either way no
-    # retry loop follows.
+
     def creates() -> int:
         return len(posts(mmc_stack.sandbox, "/dialogues", without_401=True))
 
+    # The conflict is found by our create (409) or, when the other agent's
+    # dialogue.opened webhook is processed first, before it: either way no
+    # retry loop follows.
     attempts = creates()
     time.sleep(1.5)
     assert attempts in (1, 2) and creates() == attempts
 
 
 def test_open_dialogue_already_held_by_this_agent_is_adopted(mmc_stack):
-    held = get_client().create_dialogue(SUPPORT_AGENT_ID, recipient="+353861234567",
-                                        channel_group_id=SUPPORT_GROUP_ID,
-                                        channel_type="WHATSAPP",
-                                        idempotency_key="held-by-support")
-    dialogue = django_mmc.open_dialogue("+353861234567")
-    mmc_stack.wait_for(
-        lambda: Dialogue.objects.get(pk=dialogue.pk).status == DialogueStatus.OPEN,
-        message="the adoption")
-    dialogue.refresh_from_db()
+    held = held_by(SUPPORT_AGENT_ID)
+    dialogue = open_dialogue_until(mmc_stack, DialogueStatus.OPEN)
     assert dialogue.platform_id == held.id
     assert len(mmc_stack.sandbox.dialogues()) == 1
