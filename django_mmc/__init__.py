@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "forget_recipient",
     "open_dialogue",
     "send_notification",
     "send_notifications",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import open_dialogue, send_notification, send_notifications
+    from .api import forget_recipient, open_dialogue, send_notification, send_notifications
 
 
 def __getattr__(name: str) -> Any:

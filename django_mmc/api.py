@@ -21,10 +21,13 @@ from django.utils.translation import gettext as _
 
 from . import bulk, consent, dispatch, transitions
 from .consent import set_consent
-from .dispatch import Work
+from .dispatch import Work, database
+from .erasure import forget_recipient
+from .exceptions import MMCError
 from .models import ChannelGroup, Dialogue, Message, Notification, Recipient, Template
 from .status import (
     ACTIVE_DIALOGUE_STATUSES,
+    DialogueStatus,
     Direction,
     InitiatedBy,
     Priority,
@@ -38,6 +41,7 @@ from .validation import (
     validate_dialogue,
     validate_message,
 )
+from .workers.outbox import settle_maybe_sent
 
 if TYPE_CHECKING:  # pragma: no cover
     from django.contrib.auth.models import AbstractBaseUser
@@ -45,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "cancel_notification",
     "close_dialogue",
+    "forget_recipient",
     "retry_notification",
     "set_consent",
     "open_dialogue",
@@ -119,7 +124,7 @@ def send_notification(
     errors.raise_if_any()
 
     scheduled = send_at is not None and send_at > timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(using=database()):
         recipient = to if isinstance(to, Recipient) else Recipient.objects.for_number(phone_number)
         notification = Notification.objects.create(
             recipient=recipient, template=options.template,
@@ -194,6 +199,11 @@ def open_dialogue(
     phone_number, group = request.phone_number, request.channel_group
     for _attempt in range(3):
         existing = _active_dialogue(phone_number, group)
+        if existing is not None and existing.status == DialogueStatus.CLOSING:
+            # Its close is still pending on the platform: it ends here, and
+            # never keeps the customer from a new dialogue.
+            transitions.end_closing(existing)
+            continue
         if existing is not None:
             if existing.agent_key == request.agent.key:
                 return existing
@@ -207,7 +217,7 @@ def open_dialogue(
                 )}
             )
         try:
-            with transaction.atomic():
+            with transaction.atomic(using=database()):
                 recipient = (to if isinstance(to, Recipient)
                              else Recipient.objects.for_number(phone_number))
                 dialogue = Dialogue.objects.create(
@@ -247,7 +257,7 @@ def send_message(
     Messages of one dialogue reach the platform in the order they were sent.
     """
     request = validate_message(dialogue, text, template, context, files, channel_type)
-    with transaction.atomic():
+    with transaction.atomic(using=database()):
         message = Message.objects.create(
             dialogue=dialogue, direction=Direction.OUTBOUND, text=request.text,
             template=request.template, context=request.context, files=request.files,
@@ -261,7 +271,7 @@ def send_message(
 def close_dialogue(dialogue: Dialogue, *, user: AbstractBaseUser | None = None) -> Dialogue:
     """Close ``dialogue`` on the platform once its queued messages are sent.
     Closing a closed dialogue does nothing. Fires ``dialogue_closed``."""
-    with transaction.atomic():
+    with transaction.atomic(using=database()):
         if transitions.start_closing(dialogue, user=acting_user(user)):
             dispatch.enqueue_on_commit(Work.CLOSE_DIALOGUE, dialogue.pk)
     dialogue.refresh_from_db()
@@ -276,10 +286,32 @@ def retry_notification(notification: Notification, *, user: AbstractBaseUser | N
     notification (a new idempotency key: the platform saw the old one),
     linked to the old one, which is kept. A notification whose retries were
     used up (``ERROR``) is queued again as it is, with its own idempotency
-    key: its last attempt may have reached the platform, and the key makes
-    sure it is not sent twice."""
+    key. If its last attempt ended without an answer it may have reached
+    the platform, perhaps more than the 24 hours the platform remembers a
+    key for: the platform is asked first (by that key), and if it has the
+    notification, the row takes its id and status and nothing is sent again.
+
+    The recipient's consent is checked as for a new send: ``ValidationError``
+    when they opted out of the channel (unless transactional, as
+    ``MMC['ALLOW_TRANSACTIONAL_TO_OPTED_OUT']`` allows)."""
     if notification.status == Status.ERROR:
-        with transaction.atomic():
+        if not consent.may_send(notification.recipient, notification.channel_type,
+                                transactional=notification.transactional):
+            raise ValidationError(
+                _("%(recipient)s opted out of %(type)s messages since; not retried."),
+                code="opted_out", params={"recipient": notification.recipient.phone_number,
+                                          "type": notification.channel_type})
+        if notification.maybe_sent and notification.platform_id is None:
+            try:
+                if settle_maybe_sent(notification, Status.ERROR):
+                    notification.refresh_from_db()
+                    return notification
+            except MMCError as error:
+                raise ValidationError(
+                    _("Its last attempt may have reached the platform, and the platform "
+                      "could not be asked (%(error)s): not retried. Try again in a moment."),
+                    code="maybe_sent", params={"error": str(error)[:200]}) from None
+        with transaction.atomic(using=database()):
             if transitions.requeue(notification):
                 dispatch.enqueue_on_commit(Work.DELIVER_NOTIFICATION, notification.pk,
                                            priority=notification.priority)
@@ -291,10 +323,11 @@ def retry_notification(notification: Notification, *, user: AbstractBaseUser | N
               "%(status)s."), code="not_retryable",
             params={"status": notification.get_status_display()},
         )
-    with transaction.atomic():
+    with transaction.atomic(using=database()):
         new = send_notification(
             notification.recipient, notification.template, notification.context,
             channel_type=notification.channel_type, channel_group=notification.channel_group,
+            priority=notification.priority, transactional=notification.transactional,
             user=user,
         )
         Notification.objects.filter(pk=new.pk).update(retry_of=notification)
@@ -305,6 +338,24 @@ def retry_notification(notification: Notification, *, user: AbstractBaseUser | N
 def cancel_notification(notification: Notification) -> bool:
     """Cancel a notification the platform has not been sent yet (scheduled or
     waiting); returns whether it was cancelled. Fires
-    ``notification_status_changed``."""
-    with transaction.atomic():
+    ``notification_status_changed``.
+
+    One whose last attempt ended without an answer (a timeout) may be on the
+    platform already: the platform is asked first (by its idempotency key).
+    If it has it, the notification is not cancelled: it takes the platform's
+    id and status, and its later status reports apply. If the platform
+    cannot be asked, ``ValidationError`` says so and nothing changes."""
+    notification.refresh_from_db(fields=["status", "maybe_sent", "platform_id"])
+    if (notification.maybe_sent and notification.platform_id is None
+            and notification.status == Status.QUEUED):
+        try:
+            if settle_maybe_sent(notification, Status.QUEUED):
+                return False
+        except MMCError as error:
+            raise ValidationError(
+                _("Its last attempt may have reached the platform, and the platform could "
+                  "not be asked (%(error)s): not cancelled. Try again in a moment."),
+                code="maybe_sent", params={"error": str(error)[:200]}) from None
+        Notification.objects.filter(pk=notification.pk).update(maybe_sent=False)
+    with transaction.atomic(using=database()):
         return transitions.cancel_notification(notification)

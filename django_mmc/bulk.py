@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from . import dispatch
 from .conf import mmc_settings
 from .consent import may_send
+from .dispatch import database
 from .models import Notification, Recipient
 from .models.recipients import normalize_phone_number
 from .status import Status
@@ -81,7 +82,7 @@ def send_bulk(
     created_by = acting_user(user)
     pairs = _pairs(recipients, contexts_or_context)
     total = offset = 0
-    with transaction.atomic():
+    with transaction.atomic(using=database()):
         while True:
             chunk = list(islice(pairs, chunk_size))
             if not chunk:

@@ -207,8 +207,8 @@ def _check_numbers(conf: MMCSettings) -> list[Error]:
                 f"Remove it to use the default ({DEFAULTS[key]!r}).",
             ))
     for key in ("OUTBOX_DELAY", "SEND_LEASE", "POLL_AFTER", "POLL_MAX_AGE",
-                "WEBHOOK_MAX_BODY_SIZE", "WEBHOOK_EVENT_RETENTION_DAYS", "BULK_CHUNK_SIZE",
-                "TOKEN_REFRESH_MARGIN"):
+                "WEBHOOK_MAX_BODY_SIZE", "WEBHOOK_EVENT_RETENTION_DAYS", "EVENT_WAIT_MAX_AGE",
+                "BULK_CHUNK_SIZE", "TOKEN_REFRESH_MARGIN"):
         value = getattr(conf, key)
         strict = key != "TOKEN_REFRESH_MARGIN"
         if not _is_number(value, strict=strict):

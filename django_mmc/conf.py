@@ -60,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     # Webhooks.
     "WEBHOOK_MAX_BODY_SIZE": 256 * 1024,
     "WEBHOOK_EVENT_RETENTION_DAYS": 30,
+    "EVENT_WAIT_MAX_AGE": 3600,
     # Bulk sends.
     "BULK_CHUNK_SIZE": 500,
     "SEND_BATCH_SIZE": 25,

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .client import get_client
+from .dispatch import database
 from .models import Channel, ChannelGroup, Template
 
 
@@ -18,7 +19,7 @@ def sync_directory() -> dict[str, int]:
     groups = client.list_channel_groups()
     templates = client.list_templates()
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(using=database()):
         seen_groups, seen_channels = [], []
         for remote in groups:
             group, _ = ChannelGroup.objects.update_or_create(

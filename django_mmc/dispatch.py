@@ -22,7 +22,7 @@ from enum import Enum
 from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
 
 from .conf import mmc_settings
 
@@ -145,11 +145,21 @@ def _callback(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return callback
 
 
+def database() -> str:
+    """The database django_mmc's rows are written to (``router.db_for_write``):
+    the transaction whose commit hands work over."""
+    from django.apps import apps
+
+    return router.db_for_write(apps.get_model("django_mmc", "Notification"))
+
+
 def on_commit(func: Callable[..., Any], *args: Any, using: str | None = None,
               **kwargs: Any) -> None:
-    """Run ``func`` after the current transaction on ``using`` commits (now,
-    outside one); a failing callback is logged and does not stop the others."""
-    transaction.on_commit(_callback(func, args, kwargs), using=using, robust=True)
+    """Run ``func`` after the current transaction on ``using`` (default:
+    :func:`database`) commits (now, outside one); a failing callback is
+    logged and does not stop the others."""
+    transaction.on_commit(_callback(func, args, kwargs), using=using or database(),
+                          robust=True)
 
 
 #: Set while a batch of webhook events is waiting for a worker.

@@ -35,9 +35,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from .dispatch import database
 from .models import ConsentChange, Dialogue, Message, Notification, Recipient, WebhookEvent
 from .models.recipients import normalize_phone_number
 from .status import DialogueStatus, Status
+from .transitions import cancel_notification
 
 logger = logging.getLogger(__name__)
 
@@ -82,15 +84,15 @@ def forget_recipient(recipient: Recipient | int | str) -> ErasureReport:
     Guarantees: one transaction, all or nothing; safe to run twice (a second
     run finds nothing left to erase and changes nothing that matters); the
     notifications still scheduled or waiting to be sent are cancelled first
-    (through :func:`django_mmc.api.cancel_notification`, so its signal
-    fires). Raises ``ValidationError`` (``code="busy"``) while something is
-    still being exchanged with the person: a dialogue that is open, opening
-    or closing, or a message or notification being sent. Close the dialogue,
-    wait for its queued messages to go, then erase. A phone number that no
+    (through :func:`django_mmc.transitions.cancel_notification`, so its
+    signal fires; one whose last attempt may have reached the platform is
+    not cancelled, and keeps the person busy until it is settled). Raises
+    ``ValidationError`` (``code="busy"``) while something is still being
+    exchanged with the person: a dialogue that is open, opening or closing,
+    or a message or notification being sent. Close the dialogue, wait for
+    its queued messages to go, then erase. A phone number that no
     recipient has still has its webhook bodies erased."""
-    from .api import cancel_notification
-
-    with transaction.atomic():
+    with transaction.atomic(using=database()):
         found, number = _lock(recipient)
         old_label = str(found) if found is not None and number else ""
         platform_ids: set[str] = set()

@@ -30,7 +30,7 @@ from enum import Enum
 from celery.utils.time import get_exponential_backoff_interval
 
 from .conf import mmc_settings
-from .exceptions import MMCAPIError, MMCConfigurationError, MMCError
+from .exceptions import MMCAPIError, MMCConfigurationError, MMCError, MMCRateLimitedError
 from .status import FailureCode
 
 
@@ -124,6 +124,17 @@ def is_retryable(error: BaseException) -> bool:
     """Transient platform errors, and anything that is not a django_mmc
     error at all (the next attempt may not meet it)."""
     return bool(getattr(error, "retryable", False)) or not isinstance(error, MMCError)
+
+
+def maybe_reached(error: BaseException) -> bool:
+    """Whether the platform may have acted on a request that ended in
+    ``error``: no answer came (a timeout, a lost connection, an unexpected
+    exception) or a 5xx did. A refusal, a 401 and a 429 mean it did not."""
+    if isinstance(error, MMCRateLimitedError):
+        return False
+    if isinstance(error, MMCAPIError):
+        return error.retryable and (error.status_code is None or error.status_code >= 500)
+    return not isinstance(error, MMCError)
 
 
 def decide(error: BaseException, attempts: int) -> Decision:

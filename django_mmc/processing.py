@@ -19,10 +19,11 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, router, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import dispatch, transitions
@@ -42,9 +43,14 @@ from .webhooks.storage import in_utc
 
 logger = logging.getLogger("django_mmc.webhooks")
 
+Handler = Callable[[EventResource, EventFields, str], str]
+
 PROCESSED = WebhookEvent.State.PROCESSED
 WAITING = WebhookEvent.State.WAITING
 IGNORED = WebhookEvent.State.IGNORED
+STALE = WebhookEvent.State.STALE
+#: States nothing moves an event out of but "process again".
+FINISHED = (PROCESSED, IGNORED)
 
 
 class EventError(ValueError):
@@ -70,13 +76,27 @@ def _same_agent(dialogue: Dialogue, agent_key: str) -> Dialogue:
     return dialogue
 
 
+#: How often a handler that lost a race to create a row (two events about a
+#: new dialogue at once) re-reads and applies again.
+RACE_RETRIES = 3
+
+
 def process_event(pk: int) -> str:
     """Apply stored event ``pk``; returns its new state. Safe to call twice,
-    and from two workers at once (the row is locked while it is applied)."""
+    and from two workers at once (the row is locked while it is applied).
+
+    It runs in one transaction on the database the event is stored on
+    (``router.db_for_write``). A handler that loses a race to create a row
+    (two events about a dialogue new to this site, processed at once) goes
+    back to its savepoint and applies again, seeing the winner's row. An
+    event still ``WAITING`` for its subject after ``MMC['EVENT_WAIT_MAX_AGE']``
+    seconds is given up: ``STALE``, left for the retention command."""
+    alias = router.db_for_write(WebhookEvent)
     try:
-        with transaction.atomic():
-            stored = WebhookEvent.objects.select_for_update().filter(pk=pk).first()
-            if stored is None or stored.state in (PROCESSED, IGNORED):
+        with transaction.atomic(using=alias):
+            stored = (WebhookEvent.objects.using(alias).select_for_update()
+                      .filter(pk=pk).first())
+            if stored is None or stored.state in FINISHED:
                 return stored.state if stored else "missing"
             event = jsonapi.parse_event(json.loads(stored.body))
             event = replace(event, occurred_at=in_utc(event.occurred_at))
@@ -86,16 +106,23 @@ def process_event(pk: int) -> str:
             except jsonapi.DocumentError as error:
                 raise EventError(str(error)) from None
             check_agent(fields, stored.agent_key)
-            state = IGNORED if handler is None else handler(event, fields, stored.agent_key)
+            state = IGNORED if handler is None else apply(handler, event, fields,
+                                                          stored.agent_key, alias)
+            stored.error = ""
+            if state == WAITING and stored.received_at < timezone.now() - timedelta(
+                    seconds=mmc_settings.EVENT_WAIT_MAX_AGE):
+                state = STALE
+                stored.error = (f"Gave up after {mmc_settings.EVENT_WAIT_MAX_AGE} seconds: "
+                                "what it is about never became known here.")
+                logger.warning("django_mmc: webhook event %s is stale: %s", pk, stored.error)
             stored.state = state
             stored.attempts += 1
-            stored.error = ""
             stored.processed_at = timezone.now() if state == PROCESSED else None
             stored.save(update_fields=["state", "attempts", "error", "processed_at"])
             return state
     except Exception as error:  # noqa: BLE001 - recorded outside the rolled-back transaction
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-        WebhookEvent.objects.filter(pk=pk).update(
+        WebhookEvent.objects.using(alias).filter(pk=pk).update(
             state=WebhookEvent.State.FAILED, error=detail[:4000],
             attempts=F("attempts") + 1,
         )
@@ -103,7 +130,21 @@ def process_event(pk: int) -> str:
         return WebhookEvent.State.FAILED
 
 
-Handler = Callable[[EventResource, EventFields, str], str]
+def apply(handler: Handler, event: EventResource, fields: EventFields, agent_key: str,
+          alias: str) -> str:
+    """Run ``handler`` in a savepoint; when it loses a race to create a row
+    (an ``IntegrityError``), roll back to the savepoint and run it again: it
+    reads the row the winner created."""
+    for attempt in range(RACE_RETRIES):
+        try:
+            with transaction.atomic(using=alias):
+                return handler(event, fields, agent_key)
+        except IntegrityError:
+            if attempt == RACE_RETRIES - 1:
+                raise
+            logger.info("django_mmc: event %s lost a race to create a row; applying again",
+                        event.id)
+    raise AssertionError("unreachable")
 
 
 # -- status events ---------------------------------------------------------------
@@ -146,32 +187,46 @@ def _group(platform_id: str) -> ChannelGroup:
     return group
 
 
+#: How far the platform's clock may be behind ours when an event is compared
+#: with a dialogue this site started.
+CLOCK_SKEW = timedelta(seconds=5)
+
+
 def find_or_create_dialogue(event: EventResource, fields: EventFields, agent_key: str
                             ) -> Dialogue:
     """The local dialogue the event belongs to, created if the platform opened
-    one we do not know yet (a recipient wrote first)."""
+    one we do not know yet (a recipient wrote first).
+
+    Webhooks arrive late, twice and out of order, and "process again" replays
+    old ones, so an event about a platform dialogue this site does not know
+    changes what is live here only if it is newer than every dialogue known
+    with the recipient on that channel group. An older one is kept on a
+    closed row of its own (:func:`~django_mmc.transitions.store_historical_dialogue`)."""
     platform_id = _required(fields.dialogue_id, "dialogue")
     dialogue = Dialogue.objects.select_for_update().filter(platform_id=platform_id).first()
     if dialogue is not None:
         return _same_agent(dialogue, agent_key)
     recipient = Recipient.objects.for_number(_required(fields.recipient, "recipient"))
     group = _group(_required(fields.channel_group_id, "channelGroup"))
-    opened_at = event.occurred_at or timezone.now()
+    occurred = event.occurred_at or timezone.now()
     active = list(Dialogue.objects.select_for_update().filter(
         recipient=recipient, channel_group=group, status__in=ACTIVE_DIALOGUE_STATUSES))
     for local in active:
-        if local.platform_id == platform_id:
-            # The worker opening it held the lock and stored this id meanwhile
-            # (it also sends dialogue_opened).
-            return _same_agent(local, agent_key)
-    for local in active:
-        if local.platform_id is None and local.agent_key == agent_key:
+        if local.platform_id is None and local.agent_key == agent_key and (
+                occurred >= local.created_at - CLOCK_SKEW):
             # Ours, being opened: the webhook beat the create response.
-            transitions.mark_dialogue_open(local, platform_id, opened_at)
+            transitions.mark_dialogue_open(local, platform_id, occurred)
             return local
+    if _older_than_known(occurred, recipient, group):
+        logger.info("django_mmc: event %s is about dialogue %s, older than one known here; "
+                    "kept apart, nothing live changed", event.id, platform_id[:64])
+        return transitions.store_historical_dialogue(
+            agent_key=agent_key, recipient=recipient, channel_group=group,
+            channel_type=fields.channel_type, platform_id=platform_id,
+            initiated_by=fields.initiated_by, occurred_at=occurred)
     for local in active:
-        # The platform opened a new dialogue for this recipient and group, so
-        # whatever we thought was open is not any more.
+        # The platform opened a newer dialogue for this recipient and group,
+        # so whatever we thought was open is not any more.
         if local.platform_id is None:
             transitions.mark_dialogue_conflict(
                 local, holder_dialogue_id=platform_id,
@@ -183,7 +238,17 @@ def find_or_create_dialogue(event: EventResource, fields: EventFields, agent_key
     return transitions.open_from_platform(
         agent_key=agent_key, recipient=recipient, channel_group=group,
         channel_type=fields.channel_type, platform_id=platform_id,
-        initiated_by=fields.initiated_by, opened_at=opened_at)
+        initiated_by=fields.initiated_by, opened_at=occurred)
+
+
+def _older_than_known(occurred: datetime, recipient: Recipient, group: ChannelGroup) -> bool:
+    """Whether a dialogue that began at ``occurred`` is older than one this
+    site knows with the recipient on the group (open or closed, opened on
+    the platform or being opened here)."""
+    known = Dialogue.objects.filter(recipient=recipient, channel_group=group)
+    return known.filter(
+        Q(opened_at__gt=occurred)
+        | Q(opened_at__isnull=True, created_at__gt=occurred + CLOCK_SKEW)).exists()
 
 
 def on_dialogue_opened(event: EventResource, fields: EventFields, agent_key: str) -> str:
@@ -277,12 +342,12 @@ def reprocess(queryset: Any, *, include_processed: bool = False) -> int:
 
 
 def delete_old_events(days: int | None = None) -> int:
-    """Delete processed and ignored events older than ``days`` (default
-    ``MMC['WEBHOOK_EVENT_RETENTION_DAYS']``); failed ones are kept."""
+    """Delete processed, ignored and stale events older than ``days``
+    (default ``MMC['WEBHOOK_EVENT_RETENTION_DAYS']``); failed ones are kept."""
     from datetime import timedelta
 
     days = mmc_settings.WEBHOOK_EVENT_RETENTION_DAYS if days is None else days
     cutoff = timezone.now() - timedelta(days=days)
     deleted, _ = WebhookEvent.objects.filter(
-        state__in=(PROCESSED, IGNORED), received_at__lt=cutoff).delete()
+        state__in=(PROCESSED, IGNORED, STALE), received_at__lt=cutoff).delete()
     return deleted

@@ -162,6 +162,8 @@ class FailureCode:
 
     #: Not sent before its ``expires_at``.
     EXPIRED_UNSENT = "EXPIRED_UNSENT"
+    #: The recipient opted out of the channel type before it was sent.
+    OPTED_OUT = "OPTED_OUT"
     #: Its dialogue closed (or was never open) before it could be sent.
     DIALOGUE_CLOSED = ERROR_DIALOGUE_CLOSED
     #: Its dialogue could not be opened.

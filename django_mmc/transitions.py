@@ -15,6 +15,8 @@ send no signal; every other status a row reaches sends one exactly once.
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +24,7 @@ from enum import Enum
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
@@ -32,6 +34,7 @@ from .models import Dialogue, Message, Notification
 from .policy import describe
 from .status import (
     ACTIVE_DIALOGUE_STATUSES,
+    PLATFORM_STATUSES,
     STATUS_VALUES,
     TIMESTAMP_FIELDS,
     UNSENT_STATUSES,
@@ -43,6 +46,12 @@ from .status import (
     Status,
     can_advance,
 )
+
+
+def is_platform_status(word: object) -> bool:
+    """Whether ``word`` is a status the platform reports (never one of the
+    local ones, whatever the platform says)."""
+    return word in PLATFORM_STATUSES
 
 logger = logging.getLogger("django_mmc.transitions")
 
@@ -106,16 +115,21 @@ def announce(model: Model, pks: Iterable[int], old: str, new: str) -> None:
 
 
 def move(model: Model, pk: int, old: str, new: str, *, failure: Any = None,
-         now: datetime | None = None, where: Q | None = None, **fields: Any) -> bool:
+         now: datetime | None = None, where: Q | None = None,
+         fence: uuid.UUID | None = None, **fields: Any) -> bool:
     """Move row ``pk`` from ``old`` to ``new`` (and set ``fields``) if it is
-    still in ``old`` (and matches ``where``); returns whether it moved.
+    still in ``old`` (and matches ``where``, and is still held by the claim
+    whose token is ``fence`` when one is given); returns whether it moved.
     Announces the move."""
     changes = status_changes(old, new, now or timezone.now(), failure)
     changes.update(fields)
     if where is not None:
-        updated = model.objects.filter(where, pk=pk, status=old).update(**changes)
+        query = model.objects.filter(where, pk=pk, status=old)
+        if fence is not None:
+            query = query.filter(claim_token=fence)
+        updated = query.update(**changes)
     else:
-        updated = update_in_status(model, pk, old, changes)
+        updated = update_in_status(model, pk, old, changes, fence=fence)
     if not updated:
         return False
     announce(model, [pk], old, new)
@@ -149,30 +163,38 @@ def move_many(model: Model, pks: list[int], old: str, new: str, *, failure: Any 
 UPDATE_SQL: dict[tuple[Any, ...], str] = {}
 
 
-def update_in_status(model: Model, pk: int, status: str, changes: dict[str, Any]) -> int:
-    """``model.objects.filter(pk=pk, status=status).update(**changes)``, for
+def update_in_status(model: Model, pk: int, status: str, changes: dict[str, Any], *,
+                     fence: uuid.UUID | None = None) -> int:
+    """``model.objects.filter(pk=pk, status=status).update(**changes)`` (also
+    filtered on ``claim_token=fence`` when one is given), for
     the statements run once per notification sent: Django compiles the SQL
     of each shape of change once, and later calls only bind new values
     (building and compiling the query cost more than running it). Plain
     values only; the row count is returned as ``update()`` returns it."""
+    where: dict[str, Any] = {"pk": pk, "status": status}
+    if fence is not None:
+        where["claim_token"] = fence
     if any(hasattr(value, "resolve_expression") for value in changes.values()):
-        return model.objects.filter(pk=pk, status=status).update(**changes)
+        return model.objects.filter(**where).update(**changes)
     alias = router.db_for_write(model)
     connection = connections[alias]
     meta = model._meta
-    key = (model, alias, tuple((name, value is None) for name, value in changes.items()))
+    key = (model, alias, tuple(where),
+           tuple((name, value is None) for name, value in changes.items()))
     params = [meta.get_field(name).get_db_prep_save(value, connection)
               for name, value in changes.items() if value is not None]
     params += [meta.pk.get_db_prep_value(pk, connection), status]
+    if fence is not None:
+        params.append(meta.get_field("claim_token").get_db_prep_value(fence, connection))
     sql = UPDATE_SQL.get(key)
     if sql is None:
-        query = model.objects.using(alias).filter(pk=pk, status=status).query.chain(UpdateQuery)
+        query = model.objects.using(alias).filter(**where).query.chain(UpdateQuery)
         query.add_update_values(changes)
         sql, compiled = query.get_compiler(alias).as_sql()
         # Reused only if binding the values ourselves gives what Django bound.
         UPDATE_SQL[key] = sql = sql if list(compiled) == params else ""
     if not sql:
-        return model.objects.using(alias).filter(pk=pk, status=status).update(**changes)
+        return model.objects.using(alias).filter(**where).update(**changes)
     with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
@@ -181,14 +203,43 @@ def update_in_status(model: Model, pk: int, status: str, changes: dict[str, Any]
 # -- the outbox: claiming, recording an attempt -------------------------------------
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on rows it is sending: the rows' ``claim_token`` is
+    ``token`` until the result is recorded; ``started`` is the worker's clock
+    when it claimed them, for :meth:`safe`."""
+
+    token: uuid.UUID
+    count: int
+    started: float
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def safe(self) -> bool:
+        """Whether the claim is surely still ours without asking the
+        database: nobody can take a row over before its lease
+        (``MMC['SEND_LEASE']``) runs out, and half of it leaves room for
+        clocks that disagree."""
+        return time.monotonic() - self.started < mmc_settings.SEND_LEASE / 2
+
+    def holds(self, model: Model, pk: int) -> bool:
+        """Whether row ``pk`` is still ``SENDING`` under this claim: asked of
+        the database only once :meth:`safe` no longer says so."""
+        return self.safe() or model.objects.filter(
+            pk=pk, status=Status.SENDING, claim_token=self.token).exists()
+
+
 def claim(model: Model, pk: int | list[int], task_id: str | None, *,
-          extra: Q | None = None) -> int:
+          extra: Q | None = None) -> Claim:
     """Atomically move row ``pk`` (or the rows of a list of pks) to
-    ``SENDING`` where nobody else is sending it; returns how many. A row
-    stuck in ``SENDING`` can be claimed again by the task that claimed it
+    ``SENDING`` where nobody else is sending it, under a new claim token. A
+    row stuck in ``SENDING`` can be claimed again by the task that claimed it
     (redelivered after its worker died), or by anyone once its lease
-    (``MMC['SEND_LEASE']``) has run out."""
+    (``MMC['SEND_LEASE']``) has run out; either way the new claim fences the
+    old one off (see :func:`record_sent`)."""
     now = timezone.now()
+    started = time.monotonic()
     lease_expired = now - timedelta(seconds=mmc_settings.SEND_LEASE)
     mine_or_abandoned = Q(send_started_at__lt=lease_expired)
     if task_id:
@@ -198,59 +249,77 @@ def claim(model: Model, pk: int | list[int], task_id: str | None, *,
     query = model.objects.filter(condition, rows, platform_id__isnull=True)
     if extra is not None:
         query = query.filter(extra)
-    return query.update(
+    token = uuid.uuid4()
+    # A row taken over from a worker whose lease ran out may be on the
+    # platform already: its attempt began and never ended.
+    count = query.update(
         status=Status.SENDING, attempts=F("attempts") + 1, send_started_at=now,
-        send_task_id=task_id or "", next_attempt_at=None, updated_at=now,
+        send_task_id=task_id or "", claim_token=token, next_attempt_at=None, updated_at=now,
+        maybe_sent=Case(When(status=Status.SENDING, then=Value(True)),
+                        default=F("maybe_sent")),
     )
+    return Claim(token, count, started)
 
 
-def release(model: Model, pk: int) -> None:
+def release(model: Model, pk: int, claim_token: uuid.UUID) -> None:
     """Give a claimed row back without counting the attempt (it could not be
     sent yet for a reason of ours, not the platform's)."""
-    model.objects.filter(pk=pk, status=Status.SENDING).update(
+    model.objects.filter(pk=pk, status=Status.SENDING, claim_token=claim_token).update(
         status=Status.QUEUED, attempts=F("attempts") - 1, send_started_at=None,
-        next_attempt_at=timezone.now(),
+        claim_token=None, next_attempt_at=timezone.now(),
     )
 
 
-def record_sent(model: Model, pk: int, resource: Any) -> str:
+def record_sent(model: Model, pk: int, resource: Any, claim_token: uuid.UUID) -> str:
     """The platform took the row: store its id and the status it answered
-    with; returns that status."""
-    new = resource.status if resource.status in STATUS_VALUES else Status.ACCEPTED
+    with; returns that status. Recorded only under the claim that sent it: a
+    worker whose lease ran out meanwhile changes nothing (the claim that took
+    the row over sends with the same idempotency key and gets the same
+    answer), and never leaves a waiting row with a platform id."""
+    new = resource.status if is_platform_status(resource.status) else Status.ACCEPTED
     try:
         moved = move(model, pk, Status.SENDING, new, failure=resource.failure,
-                     platform_id=resource.id, last_error="", send_task_id="")
+                     fence=claim_token, platform_id=resource.id, last_error="",
+                     send_task_id="", maybe_sent=False)
     except IntegrityError:
         # Another row already holds this platform id: only possible if the
         # same idempotency key was used twice, which claim() prevents.
         logger.error("django_mmc: platform id %s already stored for another %s",
                      resource.id, model._meta.verbose_name)
         raise
-    if not moved:  # moved meanwhile (admin, a webhook): keep at least the id
-        model.objects.filter(pk=pk, platform_id__isnull=True).update(platform_id=resource.id)
+    if not moved:  # moved meanwhile, out of the outbox (expired, say): keep the id
+        model.objects.filter(pk=pk, platform_id__isnull=True).exclude(
+            status__in=(Status.SCHEDULED, *UNSENT_STATUSES)).update(platform_id=resource.id)
     return new
 
 
 def record_refused(model: Model, pk: int, *, code: str, detail: str, text: str = "",
-                   old: str = Status.SENDING) -> bool:
+                   old: str = Status.SENDING, claim_token: uuid.UUID | None = None) -> bool:
     """The platform refused the row for good (or it can never be sent)."""
-    fields = {"failure_code": code, "failure_detail": detail}
+    fields: dict[str, Any] = {"failure_code": code, "failure_detail": detail}
     if text:
         fields["last_error"] = text
-    return move(model, pk, old, Status.REFUSED, **fields)
+    return move(model, pk, old, Status.REFUSED, fence=claim_token, **fields)
 
 
-def record_retry(model: Model, pk: int, *, text: str, delay: float) -> bool:
+def record_retry(model: Model, pk: int, *, text: str, delay: float, claim_token: uuid.UUID,
+                 maybe_sent: bool) -> bool:
     """The attempt failed in a way the next one may not: back to ``QUEUED``
-    until ``delay`` seconds from now."""
+    until ``delay`` seconds from now. ``maybe_sent`` when the attempt ended
+    without an answer (the platform may have the row)."""
     now = timezone.now()
-    return move(model, pk, Status.SENDING, Status.QUEUED, now=now, last_error=text,
-                send_started_at=None, next_attempt_at=now + timedelta(seconds=delay))
+    fields: dict[str, Any] = {"maybe_sent": True} if maybe_sent else {}
+    return move(model, pk, Status.SENDING, Status.QUEUED, now=now, fence=claim_token,
+                last_error=text, send_started_at=None, next_attempt_at=now + timedelta(
+                    seconds=delay), **fields)
 
 
-def record_gave_up(model: Model, pk: int, *, text: str) -> bool:
+def record_gave_up(model: Model, pk: int, *, text: str, claim_token: uuid.UUID,
+                   maybe_sent: bool) -> bool:
     """The retries are used up: ``ERROR``, with the last error."""
-    return move(model, pk, Status.SENDING, Status.ERROR, last_error=text)
+    fields: dict[str, Any] = {"maybe_sent": True} if maybe_sent else {}
+    return move(model, pk, Status.SENDING, Status.ERROR, fence=claim_token,
+                last_error=text, **fields)
 
 
 def requeue(notification: Notification) -> bool:
@@ -266,26 +335,53 @@ def release_scheduled(pks: list[int], now: datetime) -> int:
                          next_attempt_at=now))
 
 
-def expire_unsent(queryset: QuerySet[Notification]) -> int:
-    """Mark rows of ``queryset`` that were never sent and whose
-    ``expires_at`` has passed as ``EXPIRED``: a late one-time code is worse
-    than none. Returns how many."""
+def expired_unsent(queryset: QuerySet[Notification], *, maybe_sent: bool
+                   ) -> QuerySet[Notification]:
+    """Rows of ``queryset`` whose ``expires_at`` has passed before the
+    platform had them, as far as this site knows: waiting (``SCHEDULED``,
+    ``QUEUED``), or ``SENDING`` under a claim whose lease ran out (its worker
+    died mid-send). ``maybe_sent`` picks those whose last attempt may have
+    reached the platform (every abandoned ``SENDING`` row is one) or those
+    whose attempts surely did not."""
     now = timezone.now()
-    rows = list(queryset.filter(
-        status__in=(Status.SCHEDULED, Status.QUEUED), platform_id__isnull=True,
-        expires_at__lte=now,
-    ).values_list("pk", "status"))
-    return sum(move(Notification, pk, old, Status.EXPIRED, now=now,
-                    failure_code=FailureCode.EXPIRED_UNSENT,
-                    failure_detail="Not sent before its expiry time.", next_attempt_at=None)
-               for pk, old in rows)
+    lease_expired = now - timedelta(seconds=mmc_settings.SEND_LEASE)
+    waiting = Q(status__in=(Status.SCHEDULED, Status.QUEUED), maybe_sent=maybe_sent)
+    if maybe_sent:
+        waiting |= Q(status=Status.SENDING, send_started_at__lt=lease_expired)
+    return queryset.filter(waiting, platform_id__isnull=True, expires_at__lte=now)
+
+
+def expire(notification_pk: int, old: str) -> bool:
+    """``EXPIRED`` (``EXPIRED_UNSENT``): not sent before its expiry time."""
+    return move(Notification, notification_pk, old, Status.EXPIRED,
+                where=Q(platform_id__isnull=True), failure_code=FailureCode.EXPIRED_UNSENT,
+                failure_detail="Not sent before its expiry time.", next_attempt_at=None)
+
+
+def expire_unsent(queryset: QuerySet[Notification]) -> int:
+    """Mark rows of ``queryset`` that were surely never sent and whose
+    ``expires_at`` has passed as ``EXPIRED``: a late one-time code is worse
+    than none. Returns how many. Those that may be on the platform are the
+    outbox sweeper's to settle (it asks the platform first)."""
+    rows = list(expired_unsent(queryset, maybe_sent=False).values_list("pk", "status"))
+    return sum(expire(pk, old) for pk, old in rows)
+
+
+def record_found(notification_pk: int, old: str, resource: Any) -> bool:
+    """The platform has the notification although its answer never reached
+    this site: store its id and status, whatever the row was waiting for."""
+    new = resource.status if is_platform_status(resource.status) else Status.ACCEPTED
+    return move(Notification, notification_pk, old, new, failure=resource.failure,
+                where=Q(platform_id__isnull=True), platform_id=resource.id, maybe_sent=False,
+                next_attempt_at=None, last_error="")
 
 
 def cancel_notification(notification: Notification) -> bool:
     """Cancel a notification that has not been handed to the platform yet
-    (scheduled, or waiting). Returns whether it was cancelled."""
+    (scheduled, or waiting, and surely not sent). Returns whether it was
+    cancelled."""
     return any(move(Notification, notification.pk, old, Status.CANCELLED,
-                    where=Q(platform_id__isnull=True), next_attempt_at=None)
+                    where=Q(platform_id__isnull=True, maybe_sent=False), next_attempt_at=None)
                for old in (Status.SCHEDULED, Status.QUEUED))
 
 
@@ -361,7 +457,7 @@ def store_inbound_message(dialogue: Dialogue, platform_id: str, *, text: str,
     )
     if dialogue.last_inbound_at is None or dialogue.last_inbound_at < received_at:
         Dialogue.objects.filter(pk=dialogue.pk).update(last_inbound_at=received_at)
-    consent.apply_keyword(dialogue.recipient, message.channel_type, text)
+    consent.apply_keyword(dialogue.recipient, message.channel_type, text, received_at)
     signals.send_after_commit(
         signals.message_received, Message, [message.pk],
         lambda row: {"message": row, "dialogue": row.dialogue},
@@ -471,24 +567,63 @@ def mark_dialogue_conflict(dialogue: Dialogue, *, holder_dialogue_id: str, holde
 
 def mark_dialogue_closed(dialogue: Dialogue, *, closed_by: str, closed_at: datetime | None = None,
                          error: BaseException | str | None = None,
-                         failure_code: str = "", failure_detail: str = "") -> bool:
+                         failure_code: str = "", failure_detail: str = "",
+                         only_if: tuple[str, ...] = ACTIVE_DIALOGUE_STATUSES) -> bool:
     """The dialogue is closed (on the platform, or as far as this site can
     act on it): its queued messages are refused and ``dialogue_closed`` is
-    sent after commit. Returns whether it was still active."""
+    sent after commit. Returns whether it was still active (in one of
+    ``only_if``)."""
     now = timezone.now()
     last_error = describe(error) if isinstance(error, BaseException) else (error or "")
     changes: dict[str, Any] = {
         "status": DialogueStatus.CLOSED, "closed_at": closed_at or now,
         "closed_by": closed_by, "next_attempt_at": None, "updated_at": now,
-        "last_error": last_error,
+        "last_error": last_error, "assigned_to": None,  # a closed dialogue waits for nobody
     }
     if failure_code:
         changes.update(failure_code=failure_code, failure_detail=failure_detail)
-    updated = Dialogue.objects.filter(pk=dialogue.pk, status__in=ACTIVE_DIALOGUE_STATUSES
-                                      ).update(**changes)
+    updated = Dialogue.objects.filter(pk=dialogue.pk, status__in=only_if).update(**changes)
     if updated:
         refuse_queued_messages(dialogue, FailureCode.DIALOGUE_CLOSED, "The dialogue closed.")
         signals.send_after_commit(signals.dialogue_closed, Dialogue, [dialogue.pk],
                                   lambda row: {"dialogue": row, "closed_by": closed_by},
                                   related=("recipient",))
     return bool(updated)
+
+
+def end_closing(dialogue: Dialogue) -> bool:
+    """A new dialogue with the recipient was asked for while this one's close
+    is still pending on the platform: it ends here (``CLOSED``, closed by
+    us), so a close that keeps failing never keeps the customer from a new
+    dialogue. Returns whether it was still ``CLOSING``."""
+    return mark_dialogue_closed(
+        dialogue, closed_by=ClosedBy.AGENT, only_if=(DialogueStatus.CLOSING,),
+        error="Ended here: a new dialogue with the recipient was asked for while the "
+              "platform's close was still pending.")
+
+
+def take_over_platform_id(holder: Dialogue, dialogue: Dialogue) -> None:
+    """The platform says ``holder``'s platform dialogue is open and
+    ``dialogue`` (ours, being opened) is it, but ``holder`` is closed here: a
+    closed row is never reopened, so ``dialogue`` takes the platform id over
+    and ``holder`` stays closed, its history kept."""
+    Dialogue.objects.filter(pk=holder.pk).exclude(status__in=ACTIVE_DIALOGUE_STATUSES).update(
+        platform_id=None, last_error=f"Its platform dialogue went on as dialogue {dialogue.pk}.",
+        updated_at=timezone.now())
+
+
+def store_historical_dialogue(*, agent_key: str, recipient: Any, channel_group: Any,
+                              channel_type: str, platform_id: str, initiated_by: str | None,
+                              occurred_at: datetime) -> Dialogue:
+    """A late event about a platform dialogue this site never knew, older
+    than a dialogue it does know with the recipient: kept as a ``CLOSED``
+    row of its own (so what the recipient wrote in it is not lost), and
+    nothing live changes. No ``dialogue_opened`` or ``dialogue_closed``."""
+    return Dialogue.objects.create(
+        agent_key=agent_key, recipient=recipient, channel_group=channel_group,
+        channel_type=channel_type, platform_id=platform_id, status=DialogueStatus.CLOSED,
+        initiated_by=(initiated_by if initiated_by in InitiatedBy.values
+                      else InitiatedBy.RECIPIENT),
+        opened_at=occurred_at, closed_at=occurred_at, closed_by=ClosedBy.PLATFORM,
+        last_error="Stored from a late event, older than a dialogue already known here.",
+    )

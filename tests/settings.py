@@ -70,6 +70,9 @@ else:
         "NAME": os.environ.get("DJANGO_MMC_WORKER_DB") or os.environ.get("PGDATABASE", "test"),
         "CONN_MAX_AGE": 0,
     }}
+    # A second alias of the same database, for the tests of a site whose
+    # router puts django_mmc's tables on a database of their own.
+    DATABASES["mmc"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
 
 REDIS_URL = os.environ.get("DJANGO_MMC_TEST_REDIS", "redis://127.0.0.1:6379")
 # Separate Redis databases let two runs of the suite share one Redis server.

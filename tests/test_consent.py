@@ -91,3 +91,48 @@ def test_an_inbound_stop_opts_the_recipient_out(directory, django_capture_on_com
                        ("+353861234567", "WHATSAPP", False, "KEYWORD")]
     assert Recipient.objects.get().opted_out_channel_types == []
     assert ConsentChange.objects.filter(source="KEYWORD").count() == 2
+
+
+def test_item_03_keywords_apply_in_the_order_they_were_written(directory):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from django_mmc.models import WebhookEvent
+    from django_mmc.processing import process_event
+    from django_mmc.testing import build_event
+
+    written = timezone.now() - timedelta(minutes=5)
+
+    def deliver(index, text, at):
+        event = build_event("message.received", event_id=f"evt_kw_{index}",
+                            message=f"m-kw-{index}", dialogue="d-kw", recipient="+353861234567",
+                            channel_group="7", channel_type="SMS", text=text, occurred_at=at)
+        stored = WebhookEvent.objects.create(
+            event_id=f"evt_kw_{index}", agent_key="support", event_type="message.received",
+            body=json.dumps(event))
+        assert process_event(stored.pk) == WebhookEvent.State.PROCESSED
+
+    # STOP written second arrives first; START written first arrives late.
+    deliver(1, "STOP", written + timedelta(seconds=30))
+    deliver(2, "START", written)
+    assert Recipient.objects.get().has_opted_out("SMS")
+    log = list(ConsentChange.objects.order_by("created_at").values_list(
+        "opted_out", "superseded"))
+    assert log == [(True, False), (False, True)]
+
+
+def test_item_03_a_repeated_keyword_counts_for_the_order(directory):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from django_mmc.consent import apply_keyword
+
+    recipient = Recipient.objects.for_number("+353861234567")
+    t0 = timezone.now() - timedelta(minutes=5)
+    assert apply_keyword(recipient, "SMS", "STOP", t0) is True
+    assert apply_keyword(recipient, "SMS", "STOP", t0 + timedelta(minutes=2)) is False
+    # A START written between the two STOPs arrives last: the later STOP wins.
+    assert apply_keyword(recipient, "SMS", "START", t0 + timedelta(minutes=1)) is False
+    assert Recipient.objects.get().has_opted_out("SMS")

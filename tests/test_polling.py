@@ -147,3 +147,25 @@ def test_a_closed_dialogue_gets_one_last_look_at_its_transcript(synced, settings
     settings.MMC = {**settings.MMC, "POLL_AFTER": 60, "POLL_MAX_AGE": 1800}
     assert poll_dialogues()["dialogues"] == 0
     assert Message.objects.filter(dialogue=dialogue).count() == 1
+
+
+def test_item_04_inbound_messages_recovered_by_polling_keep_their_channel_type(
+        synced, settings, django_capture_on_commit_callbacks):
+    """An SMS STOP whose webhook was lost opts the recipient out of SMS, not
+    of the dialogue's WhatsApp."""
+    settings.MMC = {**settings.MMC, "POLL_AFTER": 60}
+    dialogue = django_mmc.open_dialogue("+353861234567")
+    dialogues.open_on_platform(dialogue.pk, task_id="t")
+    dialogue.refresh_from_db()
+    assert dialogue.channel_type == "WHATSAPP"
+    synced.wait_for_webhooks(timeout=5)
+    synced.faults.inject("drop_webhook", count=None)
+    synced.reply("+353861234567", "STOP", channel_type="SMS")
+    assert synced.wait_for_webhooks(timeout=10)
+    Dialogue.objects.filter(pk=dialogue.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert poll_dialogues()["received"] == 1
+    inbound = Message.objects.get(dialogue=dialogue, direction=Direction.INBOUND)
+    assert inbound.channel_type == "SMS"
+    recipient = dialogue.recipient.__class__.objects.get(pk=dialogue.recipient_id)
+    assert recipient.opted_out_channel_types == ["SMS"]

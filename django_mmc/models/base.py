@@ -31,6 +31,15 @@ class OutboundFields(models.Model):
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     send_started_at = models.DateTimeField(_("send started"), null=True, blank=True)
     send_task_id = models.CharField(max_length=64, blank=True, editable=False)
+    #: The claim that owns the row while it is ``SENDING``: a result is
+    #: recorded only under the claim that sent it (a fence against a worker
+    #: whose lease ran out while another claim took the row over).
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    #: An attempt ended without an answer (a timeout, a lost connection, a
+    #: worker that died mid-call): the platform may have the row although
+    #: ``platform_id`` is empty. Cancelling or expiring it asks the platform first.
+    maybe_sent = models.BooleanField(_("maybe on the platform"), default=False,
+                                     editable=False)
     checked_at = models.DateTimeField(_("last polled"), null=True, blank=True)
     accepted_at = models.DateTimeField(_("accepted"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)

@@ -5,7 +5,8 @@ from typing import Any
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, models, router, transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -43,7 +44,7 @@ class RecipientManager(models.Manager["Recipient"]):
         if recipient is not None:
             return recipient
         try:
-            with transaction.atomic():
+            with transaction.atomic(using=router.db_for_write(self.model)):
                 return self.create(phone_number=phone_number, name=name)
         except IntegrityError:  # created by someone else meanwhile
             return self.get(phone_number=phone_number)
@@ -100,12 +101,23 @@ class ConsentChange(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
         null=True, blank=True, related_name="+", verbose_name=_("changed by"),
     )
+    #: When the wish was expressed: when the recipient wrote the keyword, or
+    #: when staff or business code made the change. Consent follows the latest.
+    occurred_at = models.DateTimeField(_("expressed"), default=timezone.now)
+    #: A keyword older than a change already applied: logged, not applied.
+    superseded = models.BooleanField(
+        _("superseded"), default=False,
+        help_text=_("Written before a change already applied, so it changed nothing."))
     created_at = models.DateTimeField(_("when"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("consent change")
         verbose_name_plural = _("consent changes")
         ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["recipient", "channel_type", "-occurred_at"],
+                         name="mmc_consent_latest_idx"),
+        ]
 
     def __str__(self) -> str:
         verb = _("opted out of") if self.opted_out else _("opted in to")

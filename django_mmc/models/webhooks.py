@@ -19,6 +19,7 @@ class WebhookEvent(models.Model):
         PROCESSED = "PROCESSED", _("Processed")
         IGNORED = "IGNORED", _("Stored, not processed (unknown type)")
         FAILED = "FAILED", _("Processing failed")
+        STALE = "STALE", _("Gave up waiting for the object it is about")
 
     #: Unique (the constraint below): a repeated delivery is stored once.
     event_id = models.CharField(_("event id"), max_length=128)

@@ -19,7 +19,7 @@ from django.utils import timezone
 from .. import dispatch, transitions
 from ..client import get_client
 from ..conf import mmc_settings
-from ..dispatch import Work
+from ..dispatch import Work, database
 from ..exceptions import MMCConflictError
 from ..models import Dialogue, Message
 from ..policy import Action, Outcome, Result, RetryLater, decide, describe
@@ -43,21 +43,22 @@ def no_earlier_unsent() -> Q:
 def deliver_message(pk: int, task_id: str | None = None) -> Result:
     """Send dialogue message ``pk``: once its dialogue is open on the
     platform, and after every earlier message of the dialogue."""
-    if not transitions.claim(Message, pk, task_id, extra=no_earlier_unsent()):
+    claim = transitions.claim(Message, pk, task_id, extra=no_earlier_unsent())
+    if not claim:
         return Result(Outcome.SKIPPED, "not next in its dialogue, or already being sent")
     row = Message.objects.select_related("dialogue", "template").get(pk=pk)
     dialogue = row.dialogue
     if dialogue.status == DialogueStatus.OPENING or (
         dialogue.platform_id is None and dialogue.status == DialogueStatus.CLOSING
     ):
-        transitions.release(Message, pk)  # enqueued again once the dialogue is open
+        transitions.release(Message, pk, claim.token)  # enqueued again once it is open
         return Result(Outcome.WAITING, "the dialogue is not open on the platform yet")
     if dialogue.platform_id is None or dialogue.status not in (
         DialogueStatus.OPEN, DialogueStatus.CLOSING
     ):
         transitions.record_refused(
             Message, pk, code=FailureCode.DIALOGUE_CLOSED,
-            detail=f"The dialogue is {dialogue.get_status_display()}.")
+            detail=f"The dialogue is {dialogue.get_status_display()}.", claim_token=claim.token)
         return Result(Outcome.REFUSED, "the dialogue is not open")
     agent = mmc_settings.get_agent(dialogue.agent_key)
     try:
@@ -71,15 +72,15 @@ def deliver_message(pk: int, task_id: str | None = None) -> Result:
             idempotency_key=str(row.idempotency_key),
         )
     except MMCConflictError as error:
-        result = record_failure(Message, row, error)
+        result = record_failure(Message, row, error, claim)
         if error.code == FailureCode.DIALOGUE_CLOSED:
             transitions.mark_dialogue_closed(dialogue, closed_by=ClosedBy.PLATFORM)
         return result
     except Exception as error:  # noqa: BLE001 - every outcome is recorded on the row
-        result = record_failure(Message, row, error)
+        result = record_failure(Message, row, error, claim)
         enqueue_next_message(dialogue.pk)
         return result
-    status = transitions.record_sent(Message, pk, resource)
+    status = transitions.record_sent(Message, pk, resource, claim.token)
     enqueue_next_message(dialogue.pk)
     return Result(Outcome.DONE, f"{status} {resource.id}")
 
@@ -104,7 +105,7 @@ def open_on_platform(pk: int, task_id: str | None = None) -> Result:
     The row is locked for the call (``SELECT ... FOR UPDATE SKIP LOCKED``): a
     second worker skips it, and a worker that dies releases the lock with its
     connection so the redelivered task can go on, with the same key."""
-    with transaction.atomic():
+    with transaction.atomic(using=database()):
         dialogue = (
             Dialogue.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("recipient", "channel_group")
@@ -160,12 +161,16 @@ def opened(dialogue: Dialogue, platform_id: str, opened_at: object = None) -> Re
             messages_code=FailureCode.DIALOGUE_ID_CONFLICT,
             messages_detail="The dialogue could not be opened.")
         return Result(Outcome.GAVE_UP, platform_id)
-    if holder is not None:
+    if holder is not None and holder.is_active:
         # A webhook (the platform's dialogue.opened) created the row first:
         # that row is the dialogue; this one hands its messages over.
         transitions.hand_messages_over(dialogue, holder)
         enqueue_next_message(holder.pk)
         return Result(Outcome.DONE, platform_id)
+    if holder is not None:
+        # The platform says it is open; here it was closed: this row goes on
+        # with it, and the closed one is never reopened.
+        transitions.take_over_platform_id(holder, dialogue)
     new_status = transitions.mark_dialogue_open(dialogue, platform_id, opened_at)
     dispatch.on_commit(enqueue_next_message, dialogue.pk)
     if new_status == DialogueStatus.CLOSING:

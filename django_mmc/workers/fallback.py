@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from .. import consent, dispatch
 from ..conf import mmc_settings
-from ..dispatch import Work
+from ..dispatch import Work, database
 from ..models import Notification
 from ..status import Status
 
@@ -45,7 +45,7 @@ def start_fallback(pk: int) -> Notification | None:
     if not chain:
         return None
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=database()):
             follow_up = Notification.objects.create(
                 recipient=row.recipient, template=row.template, channel_group=row.channel_group,
                 channel_type=chain[0], context=row.context, created_by=row.created_by,

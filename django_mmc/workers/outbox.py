@@ -7,16 +7,56 @@ task; its interval is also the precision of ``send_at``).
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
 
 from .. import dispatch, transitions
+from ..client import get_client
 from ..conf import mmc_settings
 from ..dispatch import Work
+from ..exceptions import MMCError
 from ..models import Dialogue, Message, Notification, WebhookEvent
 from ..status import DialogueStatus, Direction, Status
+
+logger = logging.getLogger("django_mmc.sending")
+
+
+def settle_maybe_sent(notification: Notification, old: str) -> Any:
+    """Ask the platform, by the row's idempotency key, whether it has
+    notification ``notification`` (its last attempt ended without an
+    answer). Found: the row takes the platform's id and status and ``True``
+    is returned; not found: ``False``. Raises :class:`MMCError` when the
+    platform could not be asked."""
+    resource = get_client().find_notification(str(notification.idempotency_key))
+    if resource is None:
+        return False
+    transitions.record_found(notification.pk, old, resource)
+    logger.info("django_mmc: notification %s was on the platform as %s after all",
+                notification.pk, resource.id)
+    return True
+
+
+def settle_expired(queryset: Any, limit: int = 1000) -> int:
+    """Expire the rows of ``queryset`` whose time ran out before they were
+    sent: at once those surely never sent, after asking the platform those
+    that may have reached it (a timed-out attempt, a worker that died
+    mid-send), which take the platform's status instead when it has them.
+    Returns how many expired."""
+    expired = transitions.expire_unsent(queryset)
+    for row in transitions.expired_unsent(queryset, maybe_sent=True)[:limit]:
+        try:
+            found = settle_maybe_sent(row, row.status)
+        except MMCError as error:
+            logger.warning("django_mmc: could not ask the platform about notification %s: %s",
+                           row.pk, error)
+            continue
+        if not found:
+            expired += transitions.expire(row.pk, row.status)
+    return expired
 
 
 def sweep_outbox(limit: int = 1000) -> dict[str, int]:
@@ -27,7 +67,7 @@ def sweep_outbox(limit: int = 1000) -> dict[str, int]:
     now = timezone.now()
     due = now - timedelta(seconds=mmc_settings.OUTBOX_DELAY)
     lease_expired = now - timedelta(seconds=mmc_settings.SEND_LEASE)
-    counts = {"expired": transitions.expire_unsent(Notification.objects.all())}
+    counts = {"expired": settle_expired(Notification.objects.all(), limit)}
 
     scheduled = list(Notification.objects.filter(
         status=Status.SCHEDULED, send_at__lte=now).values_list("pk", flat=True)[:limit])

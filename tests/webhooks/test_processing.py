@@ -1,14 +1,18 @@
 """Processing stored events: :func:`django_mmc.processing.process_event` applied
-in the test process to events the view stored (scenarios 16, 22, 26, 29-32)."""
+in the test process to events the view stored: statuses in any order, events
+that wait for their subject, dialogues started by the recipient, late and
+replayed events, and what fails."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils.timezone import now as django_now
 
 from django_mmc import signals, transitions
 from django_mmc.client import jsonapi
@@ -23,6 +27,7 @@ from django_mmc.models import (
 from django_mmc.processing import process_event, reprocess
 from django_mmc.status import DialogueStatus, Direction, Status
 from django_mmc.testing import build_event
+from tests.markers import needs_postgresql
 
 from .cases import WebhookCase, load_event
 
@@ -52,20 +57,21 @@ def message_status(status: str, *, message: str = "55012", dialogue: str = "9001
 
 def message_received(*, message: str = "55101", dialogue: str = "9002", recipient: str = NUMBER,
                      channel_group: str = "7", event_id: str | None = None,
-                     **fields: Any) -> dict[str, Any]:
+                     occurred_at: datetime | None = None, **fields: Any) -> dict[str, Any]:
     fields.setdefault("text", "Hi, where is my order?")
     fields.setdefault("channel_type", "WHATSAPP")
     return build_event("message.received", event_id=event_id, message=message,
                        dialogue=dialogue, recipient=recipient, channel_group=channel_group,
-                       **fields)
+                       occurred_at=occurred_at, **fields)
 
 
 def dialogue_opened(*, dialogue: str = "9002", recipient: str = NUMBER, channel_group: str = "7",
                     initiated_by: str = "RECIPIENT", event_id: str | None = None,
-                    agent_id: str = "17") -> dict[str, Any]:
+                    agent_id: str = "17", occurred_at: datetime | None = None) -> dict[str, Any]:
     return build_event("dialogue.opened", event_id=event_id, dialogue=dialogue,
                        recipient=recipient, channel_group=channel_group,
-                       initiated_by=initiated_by, channel_type="WHATSAPP", agent_id=agent_id)
+                       initiated_by=initiated_by, channel_type="WHATSAPP", agent_id=agent_id,
+                       occurred_at=occurred_at)
 
 
 def dialogue_closed(*, dialogue: str = "9002", closed_by: str = "RECIPIENT",
@@ -218,7 +224,8 @@ class TestNotificationStatus(ProcessingCase):
         # The worker records the platform's answer; the event is not dropped.
         resource = jsonapi.parse_notification(
             {"type": "notifications", "id": "79746", "attributes": {"status": "ACCEPTED"}})
-        transitions.record_sent(Notification, notification.pk, resource)
+        transitions.record_sent(Notification, notification.pk, resource,
+                                notification.claim_token)
         stored = self.again(stored)
 
         assert stored.state == PROCESSED and stored.attempts == 2
@@ -668,3 +675,150 @@ class TestSignals(ProcessingCase):
         assert self.committed(stored) == []
         stored.refresh_from_db()
         assert stored.state == FAILED
+
+
+class TestLateAndReplayedDialogueEvents(ProcessingCase):
+    """Issue 13, items 5 and 13: webhooks are unordered and retried for a
+    day, and "process again" replays old events."""
+
+    def opened_dialogue(self, platform_id: str, *, minutes_ago: int) -> Dialogue:
+        dialogue = self.dialogue(platform_id=platform_id)
+        Dialogue.objects.filter(pk=dialogue.pk).update(
+            opened_at=django_now() - timedelta(minutes=minutes_ago))
+        dialogue.refresh_from_db()
+        return dialogue
+
+    def test_item_05_a_late_event_about_an_older_unknown_dialogue_leaves_the_live_one(
+            self) -> None:
+        live = self.opened_dialogue("9005", minutes_ago=10)
+        old = django_now() - timedelta(hours=2)
+        old = old.replace(microsecond=old.microsecond // 1000 * 1000)  # the wire's precision
+
+        stored = self.process(message_received(dialogue="9001", message="55190",
+                                               occurred_at=old, text="Late hello"))
+        replayed = self.process(dialogue_opened(dialogue="9001", event_id="evt_old_open"))
+
+        assert stored.state == PROCESSED
+        live.refresh_from_db()
+        assert live.status == DialogueStatus.OPEN and live.closed_at is None
+        historical = Dialogue.objects.get(platform_id="9001")
+        assert historical.status == DialogueStatus.CLOSED
+        assert historical.opened_at == old
+        assert Message.objects.get(platform_id="55190").dialogue == historical
+        # The replayed opening of that old dialogue changes nothing either.
+        assert replayed.state == PROCESSED
+        assert Dialogue.objects.filter(status=DialogueStatus.OPEN).get() == live
+
+    def test_item_05_only_a_newer_opening_supersedes_the_live_dialogue(self) -> None:
+        live = self.opened_dialogue("9005", minutes_ago=10)
+
+        self.process(dialogue_opened(dialogue="9006"))
+
+        live.refresh_from_db()
+        assert live.status == DialogueStatus.CLOSED and live.closed_by == "PLATFORM"
+        assert Dialogue.objects.get(platform_id="9006").status == DialogueStatus.OPEN
+
+    def test_item_05_an_old_event_never_takes_a_dialogue_we_are_opening(self) -> None:
+        ours = self.dialogue(platform_id=None, status=DialogueStatus.OPENING)
+        Dialogue.objects.filter(pk=ours.pk).update(created_at=django_now())
+
+        self.process(dialogue_opened(dialogue="9001", initiated_by="AGENT",
+                                     occurred_at=django_now() - timedelta(hours=1)))
+
+        ours.refresh_from_db()
+        assert ours.status == DialogueStatus.OPENING and ours.platform_id is None
+        assert Dialogue.objects.get(platform_id="9001").status == DialogueStatus.CLOSED
+
+    def test_item_13_an_event_waiting_too_long_is_given_up_as_stale(self) -> None:
+        self.settings.MMC = {**self.settings.MMC, "EVENT_WAIT_MAX_AGE": 60}
+        stored = self.process(notification_status("DELIVERED", notification="80001"))
+        assert stored.state == WAITING
+
+        WebhookEvent.objects.filter(pk=stored.pk).update(
+            received_at=django_now() - timedelta(minutes=2))
+        stored = self.again(stored)
+
+        assert stored.state == WebhookEvent.State.STALE
+        assert "Gave up" in stored.error
+        # The sweeper no longer hands it over, and the retention command
+        # deletes it in time.
+        from django_mmc.processing import delete_old_events
+        from django_mmc.workers.outbox import sweep_outbox
+
+        assert sweep_outbox()["process_event"] == 0
+        WebhookEvent.objects.filter(pk=stored.pk).update(
+            received_at=django_now() - timedelta(days=40))
+        assert delete_old_events(30) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+class TestRacingEvents(ProcessingCase):
+    """Issue 13, item 7: two workers at once, on real connections."""
+
+    @needs_postgresql
+    def test_item_07_two_events_about_a_new_dialogue_at_once_make_one_dialogue(self) -> None:
+        import threading
+
+        from django.db.models.signals import post_save
+
+        from .test_concurrency import in_thread, wait_until_blocked_on_a_lock
+
+        first = self.store(message_received(message="55301", event_id="evt_race_1"))
+        second = self.store(message_received(message="55302", event_id="evt_race_2",
+                                             text="And a second line"))
+        created = threading.Event()
+        release = threading.Event()
+
+        def hold_the_first_insert(sender: Any, instance: Dialogue, **kwargs: Any) -> None:
+            if kwargs.get("created") and not created.is_set():
+                created.set()
+                release.wait(10)  # keeps its transaction open, the row unseen
+
+        post_save.connect(hold_the_first_insert, sender=Dialogue)
+        try:
+            thread_a, outcome_a = in_thread(lambda: process_event(first.pk))
+            assert created.wait(10)
+            thread_b, outcome_b = in_thread(lambda: process_event(second.pk))
+            wait_until_blocked_on_a_lock()  # the second insert waits for the first
+            release.set()
+            thread_a.join(10)
+            thread_b.join(10)
+        finally:
+            release.set()
+            post_save.disconnect(hold_the_first_insert, sender=Dialogue)
+        assert outcome_a == {"result": PROCESSED}
+        assert outcome_b == {"result": PROCESSED}
+        dialogue = Dialogue.objects.get()
+        assert sorted(dialogue.messages.values_list("platform_id", flat=True)) == [
+            "55301", "55302"]
+
+
+class MMCDatabaseRouter:
+    """A site's router that keeps django_mmc's tables on the "mmc" database."""
+
+    def db_for_write(self, model: Any, **hints: Any) -> str | None:
+        return "mmc" if model._meta.app_label == "django_mmc" else None
+
+    db_for_read = db_for_write
+
+    def allow_relation(self, *objects: Any, **hints: Any) -> bool:
+        return True
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True, databases=["default", "mmc"])
+def test_item_14_processing_runs_on_the_database_the_event_is_stored_on(
+        directory: Any, settings: Any) -> None:
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    settings.DATABASE_ROUTERS = [f"{__name__}.MMCDatabaseRouter"]
+    event = message_received(event_id="evt_routed")
+    stored = WebhookEvent.objects.create(event_id="evt_routed", agent_key="support",
+                                         event_type="message.received", body=json.dumps(event))
+    with CaptureQueriesContext(connections["mmc"]) as on_mmc, \
+            CaptureQueriesContext(connections["default"]) as on_default:
+        assert process_event(stored.pk) == PROCESSED
+    assert on_default.captured_queries == []
+    assert any("FOR UPDATE" in q["sql"] for q in on_mmc.captured_queries)
+    assert Dialogue.objects.using("mmc").get().messages.count() == 1

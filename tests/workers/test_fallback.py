@@ -76,3 +76,20 @@ def test_the_fallback_listens_for_failed_notifications_once_the_app_is_ready():
     from django_mmc import transitions
 
     assert transitions.hooks_for(Notification, Status.FAILED) == [start_fallback]
+
+
+@pytest.mark.parametrize("allowed,falls_back", [(True, True), (False, False)])
+def test_item_02_fallback_applies_the_consent_rules_of_a_direct_send(
+        synced, settings, allowed, falls_back, django_capture_on_commit_callbacks):
+    from django_mmc.api import set_consent
+
+    settings.MMC = {**settings.MMC, "ALLOW_TRANSACTIONAL_TO_OPTED_OUT": allowed}
+    row = django_mmc.send_notification("+15005550002", "otp", {"code": "1"},
+                                       channel_type="WHATSAPP", fallback=["WHATSAPP", "SMS"],
+                                       transactional=True)
+    set_consent(row.recipient, "SMS", True)  # texted STOP to the SMS number
+    fail_and_poll(synced, settings, row)
+    with django_capture_on_commit_callbacks(execute=True):
+        poll_notifications()
+    assert Notification.objects.get(pk=row.pk).status == Status.FAILED
+    assert Notification.objects.filter(fallback_of=row).exists() is falls_back
