@@ -34,7 +34,6 @@ from .models import Dialogue, Message, Notification
 from .policy import describe
 from .status import (
     ACTIVE_DIALOGUE_STATUSES,
-    PLATFORM_STATUSES,
     STATUS_VALUES,
     TIMESTAMP_FIELDS,
     UNSENT_STATUSES,
@@ -45,13 +44,8 @@ from .status import (
     InitiatedBy,
     Status,
     can_advance,
+    is_platform_status,
 )
-
-
-def is_platform_status(word: object) -> bool:
-    """Whether ``word`` is a status the platform reports (never one of the
-    local ones, whatever the platform says)."""
-    return word in PLATFORM_STATUSES
 
 logger = logging.getLogger("django_mmc.transitions")
 

@@ -102,6 +102,16 @@ def deliver_claimed(row: Notification, claim: transitions.Claim) -> Result:
     """One attempt at a notification this worker has claimed (its recipient
     loaded under the claim's lock)."""
     if not consent.may_send(row.recipient, row.channel_type, transactional=row.transactional):
+        if row.maybe_sent:
+            # An earlier attempt, made before the opt-out, may have reached
+            # the platform: never declare it unsent without asking.
+            try:
+                resource = get_client().find_notification(str(row.idempotency_key))
+            except Exception as error:  # noqa: BLE001 - recorded on the row
+                return record_failure(Notification, row, error, claim)
+            if resource is not None:
+                status = transitions.record_sent(Notification, row.pk, resource, claim.token)
+                return Result(Outcome.DONE, f"{status} {resource.id} (sent before the opt-out)")
         transitions.record_refused(
             Notification, row.pk, code=FailureCode.OPTED_OUT,
             detail=f"The recipient opted out of {row.channel_type} messages.",

@@ -22,7 +22,14 @@ changes, and then:
   every outbound message has the platform's status: by webhook, or by the
   transcript poll where every delivery was dropped;
 * no webhook event is left pending: each is processed, ignored, or failed
-  with its error recorded.
+  with its error recorded;
+* recipients who opt out mid-campaign get nothing the platform created
+  after their opt-out committed (the claim is the moment that counts; a
+  claim made just before may still reach the platform a moment later), and
+  what they were still owed ends ``REFUSED`` (``OPTED_OUT``);
+* late and replayed dialogue events (old events about dialogues this site
+  never knew, and "process again" of every dialogue event) close no live
+  dialogue: the old ones are kept on closed rows of their own.
 
 The default run is small enough for every suite run; the full size runs
 with ``--run-slow``.
@@ -34,18 +41,23 @@ import signal
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import phonenumbers
 import pytest
 from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 import django_mmc
 from django_mmc import signals
 from django_mmc.api import send_message
 from django_mmc.models import Dialogue, Message, Notification, WebhookEvent
 from django_mmc.polling import poll_dialogues, poll_notifications
-from django_mmc.status import DialogueStatus, Direction, Status, can_advance
+from django_mmc.processing import reprocess
+from django_mmc.status import DialogueStatus, Direction, Status, is_forward
 from django_mmc.workers.outbox import sweep_outbox
 
 pytestmark = pytest.mark.integration
@@ -174,7 +186,7 @@ def transition_problems(entries: list[dict[str, Any]], kind: str) -> list[str]:
         if entry["signal"] != f"{kind}_status_changed":
             continue
         old, new = entry["old_status"], entry["new_status"]
-        if not can_advance(old, new):
+        if not is_forward(old, new):
             problems.append(f"{kind} {entry[kind]}: {old} -> {new}")
         entered[entry[kind]][new] += 1
     for pk, counts in entered.items():
@@ -183,9 +195,64 @@ def transition_problems(entries: list[dict[str, Any]], kind: str) -> list[str]:
     return problems
 
 
+#: Share of the flood's recipients that text STOP while the campaign is going out.
+OPT_OUT_SHARE = 0.1
+#: Between a claim's commit and the platform creating what it sends: a notification
+#: claimed just before an opt-out committed may reach the platform this much later.
+CLAIM_TO_PLATFORM = 1.0
+
+
+def opt_out_some(pks: list[int]) -> dict[str, float]:
+    """Recipients with notifications still waiting text STOP now; returns
+    each one's number and the time their opt-out committed."""
+    from django_mmc.api import set_consent
+
+    waiting = (Notification.objects.filter(pk__in=pks, platform_id__isnull=True)
+               .exclude(recipient__phone_number__in=SCRIPTED)
+               .values_list("recipient__phone_number", "channel_type").distinct())
+    chosen = list(waiting)[:max(1, int(len(pks) * OPT_OUT_SHARE / 4))]
+    committed = {}
+    for number, channel_type in chosen:
+        set_consent(number, channel_type, True, source="KEYWORD", detail="STOP")
+        committed[number] = time.time()
+    return committed
+
+
+def post_late_dialogue_events(stack: Any, conversations: list[Conversation]) -> list[str]:
+    """For a few of the run's recipients, the platform's retries of events
+    about an older dialogue this site never knew (an hour old), over HTTP
+    with real signatures; returns those dialogues' platform ids."""
+    import requests
+    from django.conf import settings
+
+    from django_mmc.testing import build_event, signed_delivery
+
+    agent = settings.MMC["AGENTS"]["support"]
+    url = f"{stack.live_server_url}/mmc/webhooks/support/"
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    old_ids = []
+    for index, conversation in enumerate(conversations[:3]):
+        group = Dialogue.objects.get(pk=conversation.dialogue_pk).channel_group.platform_id
+        old_id = f"late-{index}"
+        for event in (
+            build_event("dialogue.opened", dialogue=old_id, recipient=conversation.number,
+                        channel_group=group, initiated_by="RECIPIENT", channel_type="WHATSAPP",
+                        agent_id=agent["ID"], occurred_at=an_hour_ago),
+            build_event("message.received", message=f"late-m-{index}", dialogue=old_id,
+                        recipient=conversation.number, channel_group=group,
+                        channel_type="WHATSAPP", text="An old hello", agent_id=agent["ID"],
+                        occurred_at=an_hour_ago),
+        ):
+            body, headers = signed_delivery(event, agent["WEBHOOK_SECRETS"][0])
+            assert requests.post(url, data=body, headers=headers, timeout=10).status_code == 202
+        old_ids.append(old_id)
+    return old_ids
+
+
 def settled(sandbox: Any, pks: list[int]) -> tuple[bool, str]:
     remote = {n["id"]: n["status"] for n in sandbox.notifications()}
-    rows = list(Notification.objects.filter(pk__in=pks).values_list("platform_id", "status"))
+    rows = list(Notification.objects.filter(pk__in=pks).exclude(
+        status=Status.REFUSED, platform_id__isnull=True).values_list("platform_id", "status"))
     behind = sum(1 for platform_id, status in rows if remote.get(platform_id) != status)
     unsent = Notification.objects.filter(
         status__in=(Status.SCHEDULED, Status.QUEUED, Status.SENDING)).count()
@@ -201,13 +268,14 @@ def settled(sandbox: Any, pks: list[int]) -> tuple[bool, str]:
 
 def chaos(stack: Any, size: Size, log_offset: int
           ) -> tuple[list[int], list[Conversation], list[float], float, float,
-                     Counter[str]]:
+                     Counter[str], dict[str, float]]:
     """The run itself, with every fault on; returns what the checks need."""
     sandbox, worker = stack.sandbox, stack.worker
     started = time.monotonic()
     kills: list[float] = []
     sweeps: list[dict[str, int]] = []
     expired_at = None
+    opted_out: dict[str, float] = {}
     try:
         sandbox.faults.configure(
             rate_503=0.10, rate_429=0.05, rate_slow=0.02, slow_seconds=4.0, retry_after=1,
@@ -228,7 +296,8 @@ def chaos(stack: Any, size: Size, log_offset: int
             assert time.monotonic() < deadline, (
                 f"the run did not finish in {size.run_timeout}s: "
                 f"{settled(sandbox, pks)[1]}\n{worker.output(log_offset)[-3000:]}")
-            sent = Notification.objects.filter(pk__in=pks, platform_id__isnull=False).count()
+            sent = Notification.objects.filter(pk__in=pks).filter(
+                Q(platform_id__isnull=False) | Q(status=Status.REFUSED)).count()
             progress = sent / len(pks)
             if len(kills) < len(kill_points) and (progress >= kill_points[len(kills)]
                                                    or progress == 1):
@@ -238,20 +307,22 @@ def chaos(stack: Any, size: Size, log_offset: int
             elif expired_at is None and progress >= 0.5:
                 sandbox.expire_tokens()
                 expired_at = round(progress, 2)
+            elif not opted_out and progress >= 0.4:
+                opted_out = opt_out_some(pks)
             advance_conversations(stack, conversations)
             if time.monotonic() - last_sweep > SWEEP_EVERY and queued_tasks() < QUIET_QUEUE:
                 sweeps.append(sweep_outbox())
                 last_sweep = time.monotonic()
             if (progress == 1 and len(kills) == len(kill_points) and expired_at is not None
-                    and all(t.answered or t.reply_dropped for t in conversations)):
+                    and opted_out and all(t.answered or t.reply_dropped for t in conversations)):
                 break
             time.sleep(0.2)
         run_seconds = time.monotonic() - started
     finally:
         sandbox.faults.clear()
 
-    return pks, conversations, kills, expired_at, run_seconds, sum(map(Counter, sweeps),
-                                                                   Counter())
+    return (pks, conversations, kills, expired_at, run_seconds,
+            sum(map(Counter, sweeps), Counter()), opted_out)
 
 
 def settle(stack: Any, size: Size, pks: list[int], log_offset: int) -> None:
@@ -286,8 +357,11 @@ def test_chaos_run(mmc_stack: Any, size: Size) -> None:
     for signal_ in (signals.notification_status_changed, signals.message_status_changed):
         signal_.connect(local.record, weak=False, dispatch_uid="django_mmc_chaos")
     try:
-        pks, conversations, kills, expired_at, run_seconds, swept = chaos(
+        pks, conversations, kills, expired_at, run_seconds, swept, opted_out = chaos(
             mmc_stack, size, log_offset)
+        late_dialogues = post_late_dialogue_events(mmc_stack, conversations)
+        reprocess(WebhookEvent.objects.filter(event_type__startswith="dialogue."),
+                  include_processed=True)
         settle(mmc_stack, size, pks, log_offset)
     finally:
         for signal_ in (signals.notification_status_changed, signals.message_status_changed):
@@ -297,15 +371,28 @@ def test_chaos_run(mmc_stack: Any, size: Size) -> None:
     # -- notifications: the platform's state, exactly one each ---------------------
     remote = {n["id"]: n for n in sandbox.notifications()}
     keys = Counter(n["idempotency_key"] for n in remote.values())
-    rows = list(Notification.objects.filter(pk__in=pks))
-    assert len(rows) == size.notifications
-    assert sorted(keys.values()) == [1] * size.notifications
+    all_rows = list(Notification.objects.filter(pk__in=pks))
+    assert len(all_rows) == size.notifications
+    refused = [n for n in all_rows if n.status == Status.REFUSED]
+    assert refused and {n.failure_code for n in refused} == {"OPTED_OUT"}
+    assert all(n.platform_id is None for n in refused)
+    rows = [n for n in all_rows if n.status != Status.REFUSED]
+    assert sorted(keys.values()) == [1] * len(rows)
     assert {str(n.idempotency_key) for n in rows} == set(keys)
-    wrong = [(n.pk, n.status, remote[n.platform_id]["status"]) for n in rows
+    wrong = [(n.pk, n.status, remote.get(n.platform_id, {}).get("status")) for n in rows
              if n.platform_id not in remote or remote[n.platform_id]["status"] != n.status]
     assert not wrong, f"{len(wrong)} notifications differ from the platform: {wrong[:10]}"
-    final = Counter(n.status for n in rows)
+    final = Counter(n.status for n in all_rows)
     assert final[Status.FAILED] and final[Status.READ]
+
+    # -- opt-outs: nothing created on the platform after one committed -------------
+    late_sends = [
+        (number, n["createdAt"]) for n in remote.values()
+        for number, committed in opted_out.items()
+        if n["recipient"] == number and parse_datetime(n["createdAt"]).timestamp()
+        > committed + CLAIM_TO_PLATFORM]
+    assert not late_sends, late_sends
+    assert {n.recipient.phone_number for n in refused} <= set(opted_out)
 
     # -- no status went backwards, none was entered twice --------------------------
     recorded = mmc_stack.signals() + local.entries
@@ -324,9 +411,13 @@ def test_chaos_run(mmc_stack: Any, size: Size) -> None:
     assert sorted(Counter(d["idempotency_key"] for d in remote_dialogues.values()).values()
                   ) == [1] * size.dialogues
     for dialogue in dialogues.values():
-        assert dialogue.status == DialogueStatus.OPEN, dialogue
+        assert dialogue.status == DialogueStatus.OPEN, dialogue  # no late event closed it
         assert remote_dialogues[dialogue.platform_id]["recipient"] == (
             dialogue.recipient.phone_number)
+    for late in Dialogue.objects.filter(platform_id__in=late_dialogues):
+        assert late.status == DialogueStatus.CLOSED and late.messages.count() == 1
+    assert Dialogue.objects.filter(platform_id__in=late_dialogues).count() == len(
+        late_dialogues)
 
     # Every message the recipient wrote is stored exactly once in the right
     # dialogue: by its webhook, or, where every delivery was dropped, by the
@@ -340,7 +431,8 @@ def test_chaos_run(mmc_stack: Any, size: Size) -> None:
         assert stored[0].direction == Direction.INBOUND
         assert stored[0].dialogue.platform_id == message["dialogue"]
         assert stored[0].text == message["text"]
-    inbound = Message.objects.filter(direction=Direction.INBOUND)
+    inbound = Message.objects.filter(direction=Direction.INBOUND).exclude(
+        dialogue__platform_id__in=late_dialogues)
     assert inbound.count() == sum(1 for m in remote_messages if m["direction"] == "INBOUND")
 
     outbound = list(Message.objects.filter(direction=Direction.OUTBOUND))
@@ -361,7 +453,8 @@ def test_chaos_run(mmc_stack: Any, size: Size) -> None:
                            WebhookEvent.State.FAILED}, states
     assert not WebhookEvent.objects.filter(state=WebhookEvent.State.FAILED, error="").exists()
     assert WebhookEvent.objects.count() == len({e["event_id"] for e in sandbox.webhook_log
-                                                if e["status_code"] in (200, 202)})
+                                                if e["status_code"] in (200, 202)}) + (
+        2 * len(late_dialogues))
 
     # -- what happened, for the record -----------------------------------------------
     requests = Counter(r["status"] for r in sandbox.requests_log)
@@ -386,5 +479,7 @@ def test_chaos_run(mmc_stack: Any, size: Size) -> None:
         f"re-enqueued by the sweeper during the run: {dict(+swept)}; "
         f"inbound messages whose webhooks were all dropped (recovered by polling): "
         f"{len(lost)}; "
+        f"{len(opted_out)} recipients opted out mid-run ({len(refused)} notifications "
+        f"refused); {len(late_dialogues)} late dialogues kept apart; "
         f"{len(recorded)} transitions checked"
     )

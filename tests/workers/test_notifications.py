@@ -380,3 +380,16 @@ def test_item_12_retrying_an_error_row_asks_the_platform_by_key_first(synced, re
     else:
         assert retried.status == Status.QUEUED and len(callbacks) == 1
     assert len(posts(synced)) == before
+
+
+def test_item_01_an_attempt_made_before_the_opt_out_is_never_declared_unsent(synced):
+    from django_mmc.api import set_consent
+
+    row = notification()
+    platform_id = reached_the_platform(row)  # its first attempt timed out, but arrived
+    Notification.objects.filter(pk=row.pk).update(maybe_sent=True, attempts=1)
+    set_consent(row.recipient, row.channel_type, True)
+    assert deliver_notification(row.pk, task_id="t").outcome is Outcome.DONE
+    row.refresh_from_db()
+    assert (row.status, row.platform_id) == (Status.ACCEPTED, platform_id)
+    assert len(synced.notifications()) == 1
