@@ -20,6 +20,7 @@ from . import transitions
 from .client import get_client
 from .conf import mmc_settings
 from .contract import DialogueState
+from .dispatch import database
 from .exceptions import MMCNotFoundError
 from .models import Dialogue, Message, Notification
 from .status import POLLABLE_STATUSES, ClosedBy, DialogueStatus, Direction, can_advance
@@ -68,7 +69,7 @@ def apply_batch(rows: list[tuple[int, str, str]], remote: dict) -> int:
     reports = [transitions.Report(pk, old, remote[platform_id].status,
                                   remote[platform_id].failure)
                for pk, platform_id, old in rows if platform_id in remote]
-    with transaction.atomic():
+    with transaction.atomic(using=database()):
         changed = transitions.advance_polled(Notification, reports, now)
         Notification.objects.filter(pk__in=[r[0] for r in rows]).exclude(
             checked_at=now).update(checked_at=now)
@@ -134,7 +135,7 @@ def poll_dialogues(limit: int = 200) -> dict[str, int]:
             remote, messages = None, []
         totals["requests"] += 2
         totals["dialogues"] += 1
-        with transaction.atomic():
+        with transaction.atomic(using=database()):
             known = dict(Message.objects.filter(
                 platform_id__in=[m.id for m in messages]).values_list("platform_id", "status"))
             for message in messages:
