@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 import django_mmc
 from django_mmc.api import set_consent
 from django_mmc.models import ConsentChange, Notification, Recipient
+from tests.helpers import SUPPORT_GROUP_ID
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +73,7 @@ def test_an_inbound_stop_opts_the_recipient_out(directory, django_capture_on_com
         for index, text in enumerate(["STOP", "Start"]):
             event = build_event("message.received", event_id=f"evt_{index}",
                                 message=f"m-{index}", dialogue="d-1",
-                                recipient="+353861234567", channel_group="7",
+                                recipient="+353861234567", channel_group=SUPPORT_GROUP_ID,
                                 channel_type="WHATSAPP", text=text)
             stored = WebhookEvent.objects.create(
                 event_id=f"evt_{index}", agent_key="support", event_type="message.received",
@@ -107,7 +108,8 @@ def test_item_03_keywords_apply_in_the_order_they_were_written(directory):
     def deliver(index, text, at):
         event = build_event("message.received", event_id=f"evt_kw_{index}",
                             message=f"m-kw-{index}", dialogue="d-kw", recipient="+353861234567",
-                            channel_group="7", channel_type="SMS", text=text, occurred_at=at)
+                            channel_group=SUPPORT_GROUP_ID, channel_type="SMS", text=text,
+                            occurred_at=at)
         stored = WebhookEvent.objects.create(
             event_id=f"evt_kw_{index}", agent_key="support", event_type="message.received",
             body=json.dumps(event))

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django_mmc import transitions
 from django_mmc.models import Notification
 from django_mmc.status import Status
+from tests.helpers import SUPPORT_GROUP_ID
 
 
 def test_update_in_status_reuses_the_orms_statement_and_binds_new_values(directory,
@@ -22,7 +23,8 @@ def test_update_in_status_reuses_the_orms_statement_and_binds_new_values(directo
         return Notification.objects.create(
             recipient=Recipient.objects.for_number("+353861234567"),
             template=Template.objects.get(name="otp"),
-            channel_group=ChannelGroup.objects.get(platform_id="7"), channel_type="SMS",
+            channel_group=ChannelGroup.objects.get(platform_id=SUPPORT_GROUP_ID),
+            channel_type="SMS",
             context={"code": "1"}, status=status)
 
     first, second, other = row(Status.SENDING), row(Status.SENDING), row(Status.QUEUED)

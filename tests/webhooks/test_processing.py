@@ -27,6 +27,7 @@ from django_mmc.models import (
 from django_mmc.processing import process_event, reprocess
 from django_mmc.status import DialogueStatus, Direction, Status
 from django_mmc.testing import build_event
+from tests.helpers import SALES_AGENT_ID, SALES_GROUP_ID, SUPPORT_AGENT_ID, SUPPORT_GROUP_ID
 from tests.markers import needs_postgresql
 
 from .cases import WebhookCase, load_event
@@ -56,7 +57,7 @@ def message_status(status: str, *, message: str = "55012", dialogue: str = "9001
 
 
 def message_received(*, message: str = "55101", dialogue: str = "9002", recipient: str = NUMBER,
-                     channel_group: str = "7", event_id: str | None = None,
+                     channel_group: str = SUPPORT_GROUP_ID, event_id: str | None = None,
                      occurred_at: datetime | None = None, **fields: Any) -> dict[str, Any]:
     fields.setdefault("text", "Hi, where is my order?")
     fields.setdefault("channel_type", "WHATSAPP")
@@ -65,9 +66,10 @@ def message_received(*, message: str = "55101", dialogue: str = "9002", recipien
                        occurred_at=occurred_at, **fields)
 
 
-def dialogue_opened(*, dialogue: str = "9002", recipient: str = NUMBER, channel_group: str = "7",
-                    initiated_by: str = "RECIPIENT", event_id: str | None = None,
-                    agent_id: str = "17", occurred_at: datetime | None = None) -> dict[str, Any]:
+def dialogue_opened(*, dialogue: str = "9002", recipient: str = NUMBER,
+                    channel_group: str = SUPPORT_GROUP_ID, initiated_by: str = "RECIPIENT",
+                    event_id: str | None = None, agent_id: str = SUPPORT_AGENT_ID,
+                    occurred_at: datetime | None = None) -> dict[str, Any]:
     return build_event("dialogue.opened", event_id=event_id, dialogue=dialogue,
                        recipient=recipient, channel_group=channel_group,
                        initiated_by=initiated_by, channel_type="WHATSAPP", agent_id=agent_id,
@@ -326,14 +328,15 @@ class TestMessageReceived(ProcessingCase):
         assert message.files == event["data"]["attributes"]["files"]
 
     def test_the_agent_is_the_endpoints(self) -> None:
-        self.process(message_received(channel_group="8", agent_id="18"), agent_key="sales")
+        self.process(message_received(channel_group=SALES_GROUP_ID, agent_id=SALES_AGENT_ID),
+                     agent_key="sales")
         dialogue = Dialogue.objects.get()
         assert dialogue.agent_key == "sales"
         assert dialogue.channel_group == self.directory["sales"]
 
     def test_an_event_for_another_agent_is_refused(self) -> None:
         """A secret leaked for one agent cannot forge events about another's."""
-        stored = self.process(message_received(agent_id="17"), agent_key="sales")
+        stored = self.process(message_received(agent_id=SUPPORT_AGENT_ID), agent_key="sales")
         assert stored.state == WebhookEvent.State.FAILED
         assert "arrived at the endpoint of agent 'sales'" in stored.error
         assert Dialogue.objects.count() == 0 and Message.objects.count() == 0
@@ -341,7 +344,7 @@ class TestMessageReceived(ProcessingCase):
     def test_a_dialogue_of_another_agent_is_not_touched(self) -> None:
         self.process(message_received(event_id="evt_a"))
         stored = self.process(message_received(event_id="evt_b", message="55102",
-                                               agent_id="18"), agent_key="sales")
+                                               agent_id=SALES_AGENT_ID), agent_key="sales")
         assert stored.state == WebhookEvent.State.FAILED
         assert "belongs to agent 'support'" in stored.error
         assert Message.objects.count() == 1
@@ -411,7 +414,7 @@ class TestDialogueEvents(ProcessingCase):
     def test_opened_for_another_agent_of_ours_marks_our_opening_as_conflict(self) -> None:
         ours = self.dialogue(platform_id=None, status=DialogueStatus.OPENING)
 
-        self.process(dialogue_opened(agent_id="18"), agent_key="sales")
+        self.process(dialogue_opened(agent_id=SALES_AGENT_ID), agent_key="sales")
 
         ours.refresh_from_db()
         assert ours.status == DialogueStatus.CONFLICT
