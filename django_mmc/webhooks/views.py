@@ -11,7 +11,7 @@ One endpoint per configured agent (``webhooks/<agent key>/``). In order:
    and changes nothing, answered 200); the answer is 202.
 
 Everything else (updating notifications, messages and dialogues) happens in
-:func:`django_mmc.events.process_event`, so the platform gets its answer fast
+:func:`django_mmc.processing.process_event`, so the platform gets its answer fast
 and a processing bug loses nothing. Errors are JSON:API error documents.
 """
 

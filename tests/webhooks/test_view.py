@@ -16,8 +16,8 @@ from django.db import connection
 from django.urls import resolve
 
 from django_mmc import contract, dispatch
-from django_mmc.events import process_event
 from django_mmc.models import WebhookEvent
+from django_mmc.processing import process_event
 from django_mmc.signing import sign, verify
 from django_mmc.testing import build_event
 from tests.markers import needs_postgresql
@@ -438,7 +438,7 @@ class TestHostSettings(WebhookCase):
     def test_a_burst_of_events_is_one_batch_task(
         self, transactional_db: Any, private_queue: Any
     ) -> None:
-        from django_mmc.events import process_pending
+        from django_mmc.processing import process_pending
 
         for index in range(20):
             event = load_event("notification.status")
@@ -468,7 +468,7 @@ class TestHostSettings(WebhookCase):
         was pending)."""
         import threading
 
-        from django_mmc.events import process_pending
+        from django_mmc.processing import process_pending
 
         first = load_event("notification.status")
         first["data"]["id"] = "evt_first"
