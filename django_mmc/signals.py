@@ -61,7 +61,9 @@ def send_after_commit(
         return
 
     def send() -> None:
-        rows = model.objects.select_related(*related).in_bulk(pks)
+        # select_related() with no field is deprecated from Django 6.1.
+        rows = (model.objects.select_related(*related) if related
+                else model.objects.all()).in_bulk(pks)
         for pk in pks:
             row = rows.get(pk)
             if row is not None:
