@@ -40,15 +40,37 @@ LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
 pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES:UserWarning")
 
 
+class CeleryConf:
+    """Celery's current app configuration, changed for one test. Each change
+    is made under the setting's ``CELERY_`` name too: Celery 5.4 reads the
+    namespaced name (here from the Django settings) before a change made to
+    the plain one."""
+
+    def __init__(self, conf: Any) -> None:
+        object.__setattr__(self, "_conf", conf)
+        object.__setattr__(self, "_saved", {})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conf, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        for key in (name, f"CELERY_{name.upper()}"):
+            self._saved.setdefault(key, self._conf.get(key))
+            self._conf[key] = value
+
+    def restore(self) -> None:
+        for key, value in self._saved.items():
+            self._conf[key] = value
+
+
 @pytest.fixture
 def celery_conf() -> Iterator[Any]:
     """Celery's current app configuration, restored afterwards."""
     from celery import current_app
 
-    conf = current_app.conf
-    saved = (conf.broker_url, conf.broker_transport_options)
+    conf = CeleryConf(current_app.conf)
     yield conf
-    conf.broker_url, conf.broker_transport_options = saved
+    conf.restore()
 
 
 def mmc_messages() -> list[Error | Warning]:
