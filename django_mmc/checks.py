@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from .conf import DEFAULTS, SETTING_NAME, MMCSettings
+from . import contract
+from .conf import DEFAULTS, RULES, SETTING_NAME, MMCSettings, Rule
 
 #: Every check id with a one-line summary; the docs' reference is tested
 #: against this table.
@@ -28,15 +29,21 @@ CHECK_IDS = {
     "django_mmc.E008": "TIMEOUT is not a positive number or a (connect, read) pair.",
     "django_mmc.E009": "RATE_LIMIT is not a number of at least 1 (per second) or None.",
     "django_mmc.E010": "A retry setting is not a valid number.",
-    "django_mmc.E011": "A polling, outbox or webhook setting is not a valid number.",
+    "django_mmc.E011": "A polling, outbox, webhook or care-window setting is not a valid number.",
     "django_mmc.E012": "CACHE_ALIAS names no cache in CACHES.",
     "django_mmc.E013": "OAUTH_FLOW, SCOPE or DEFAULT_CHANNEL_TYPE is not a non-empty string.",
+    "django_mmc.E014": "A list of words (keywords, codes) is a string or holds non-strings.",
+    "django_mmc.E015": "A list of channel types is a string or holds non-strings.",
+    "django_mmc.E016": "PRIORITY_QUEUES is not a dict of priority -> queue name.",
+    "django_mmc.E017": "QUEUE or DEFAULT_CHANNEL_GROUP is not a name (or None).",
+    "django_mmc.E018": "A yes/no setting is not True or False.",
     "django_mmc.W001": "MMC has a key django_mmc does not know (a typo?).",
     "django_mmc.W002": "The longest retry delay exceeds the Redis broker's visibility timeout.",
     "django_mmc.W003": "The cache is local to one process: no shared token or rate limit.",
     "django_mmc.W004": "A platform URL uses plain http to a host that is not local.",
     "django_mmc.W005": "No Celery broker is configured in this process.",
     "django_mmc.W006": "A worker shares a SQLite database that is not set up for it.",
+    "django_mmc.W007": "A list of channel types names one the platform does not document.",
 }
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "testserver"}
@@ -69,10 +76,7 @@ def check_mmc_settings(app_configs: Any = None, **kwargs: Any) -> list[Error | W
     conf = MMCSettings(raw)
     messages: list[Error | Warning] = []
     messages += _check_credentials(conf)
-    messages += _check_agents(conf, raw)
-    messages += _check_urls(conf)
-    messages += _check_numbers(conf)
-    messages += _check_cache(conf)
+    messages += _check_rules(conf, raw)
     messages += _check_unknown_keys(conf)
     messages += _check_visibility_timeout(conf)
     messages += _check_celery_app()
@@ -96,19 +100,36 @@ def _check_credentials(conf: MMCSettings) -> list[Error]:
             "MMC is missing ORGANISATION_ID.",
             "Set MMC['ORGANISATION_ID'] to your organisation's id on the platform.",
         ))
-    for key in ("OAUTH_FLOW", "SCOPE", "DEFAULT_CHANNEL_TYPE"):
-        value = getattr(conf, key)
-        if not isinstance(value, str) or not value.strip():
-            errors.append(_error(
-                "django_mmc.E013",
-                f"MMC['{key}'] must be a non-empty string, not {value!r}.",
-                f"Remove MMC['{key}'] to use the default ({DEFAULTS[key]!r}).",
-            ))
     return errors
 
 
-def _check_agents(conf: MMCSettings, raw: dict[str, Any]) -> list[Error]:
-    errors = []
+# -- the rules: one validator per kind of value (conf.RULES) ---------------------
+
+Messages = list[Error | Warning]
+
+
+def _check_rules(conf: MMCSettings, raw: dict[str, Any]) -> Messages:
+    """Every key by the rule :data:`django_mmc.conf.RULES` gives it."""
+    messages: Messages = []
+    for key, rule in RULES.items():
+        messages += VALIDATORS[rule.kind](key, getattr(conf, key), rule, conf, raw)
+    return messages
+
+
+def _default_hint(key: str) -> str:
+    return f"Remove MMC['{key}'] to use the default ({DEFAULTS[key]!r})."
+
+
+def _credential(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    # Missing credentials are named together by _check_credentials.
+    if value in (None, "") or isinstance(value, (str, int)) and not isinstance(value, bool):
+        return []
+    return [_error(rule.check_id, f"MMC['{key}'] must be a string, not {value!r}.",
+                   "Read it from the environment, as a string.")]
+
+
+def _agents(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    errors: Messages = []
     agents = raw.get("AGENTS", {})
     if not isinstance(agents, dict):
         return [_error(
@@ -116,11 +137,11 @@ def _check_agents(conf: MMCSettings, raw: dict[str, Any]) -> list[Error]:
             "MMC['AGENTS'] must be a dict of agent key -> {'ID': ..., 'WEBHOOK_SECRETS': [...]}.",
             "For example: 'AGENTS': {'support': {'ID': '17', 'WEBHOOK_SECRETS': [env('SECRET')]}}",
         )]
-    for key, agent in agents.items():
+    for name, agent in agents.items():
         if not isinstance(agent, dict) or agent.get("ID") in (None, ""):
             errors.append(_error(
                 "django_mmc.E004",
-                f"MMC['AGENTS'][{key!r}] has no platform 'ID'.",
+                f"MMC['AGENTS'][{name!r}] has no platform 'ID'.",
                 "Give each agent the dialogue agent id the platform assigned to it.",
             ))
             continue
@@ -130,135 +151,203 @@ def _check_agents(conf: MMCSettings, raw: dict[str, Any]) -> list[Error]:
         if not secrets or not all(isinstance(s, str) and s for s in secrets):
             errors.append(_error(
                 "django_mmc.E005",
-                f"MMC['AGENTS'][{key!r}] has no usable WEBHOOK_SECRETS: its webhook endpoint "
+                f"MMC['AGENTS'][{name!r}] has no usable WEBHOOK_SECRETS: its webhook endpoint "
                 "rejects every delivery.",
                 "Set WEBHOOK_SECRETS to a list holding the agent's dial_agent_client_secret "
                 "(during a rotation: the new secret first, then the old one).",
             ))
-    default = raw.get("DEFAULT_AGENT")
-    if default is not None and default not in agents:
-        errors.append(_error(
-            "django_mmc.E006",
-            f"MMC['DEFAULT_AGENT'] is {default!r}, which is not a key of MMC['AGENTS'].",
-            f"Use one of: {', '.join(map(repr, agents)) or 'add an agent first'}.",
-        ))
     return errors
 
 
-def _check_urls(conf: MMCSettings) -> list[Error | Warning]:
-    messages: list[Error | Warning] = []
-    for key in ("BASE_URL", "OAUTH_BASE_URL"):
-        value = getattr(conf, key)
-        parts = urlsplit(value) if isinstance(value, str) else None
-        if not parts or parts.scheme not in ("http", "https") or not parts.netloc:
-            messages.append(_error(
-                "django_mmc.E007",
-                f"MMC['{key}'] is not an absolute http(s) URL: {value!r}.",
-                f"Use a URL such as {DEFAULTS[key]!r}, or remove the key for the default.",
-            ))
-        elif parts.scheme == "http" and parts.hostname not in _LOCAL_HOSTS:
-            messages.append(_warning(
-                "django_mmc.W004",
-                f"MMC['{key}'] sends credentials over plain http to {parts.hostname}.",
-                "Use https for anything but a local sandbox.",
-            ))
-    return messages
+def _agent_key(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    agents = raw.get("AGENTS", {})
+    agents = agents if isinstance(agents, dict) else {}
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        return [_error(rule.check_id,
+                       f"MMC['{key}'] must be the key of one of MMC['AGENTS'] (a string), "
+                       f"not {value!r}.",
+                       f"Use one of: {', '.join(map(repr, agents)) or 'add an agent first'}.")]
+    if value not in agents:
+        return [_error(rule.check_id,
+                       f"MMC['{key}'] is {value!r}, which is not a key of MMC['AGENTS'].",
+                       f"Use one of: {', '.join(map(repr, agents)) or 'add an agent first'}.")]
+    return []
 
 
-def _check_numbers(conf: MMCSettings) -> list[Error]:
-    errors = []
-    timeout = conf.TIMEOUT
-    if isinstance(timeout, (tuple, list)):
+def _url(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if not parts or parts.scheme not in ("http", "https") or not parts.netloc:
+        return [_error(rule.check_id, f"MMC['{key}'] is not an absolute http(s) URL: {value!r}.",
+                       f"Use a URL such as {DEFAULTS[key]!r}, or remove the key for the "
+                       "default.")]
+    if parts.scheme == "http" and parts.hostname not in _LOCAL_HOSTS:
+        return [_warning("django_mmc.W004",
+                         f"MMC['{key}'] sends credentials over plain http to {parts.hostname}.",
+                         "Use https for anything but a local sandbox.")]
+    return []
+
+
+def _text(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    if isinstance(value, str) and value.strip():
+        return []
+    return [_error(rule.check_id, f"MMC['{key}'] must be a non-empty string, not {value!r}.",
+                   _default_hint(key))]
+
+
+def _optional_text(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    if value is None or isinstance(value, str) and value.strip():
+        return []
+    return [_error(rule.check_id, f"MMC['{key}'] must be a name (a non-empty string) or None, "
+                   f"not {value!r}.", _default_hint(key))]
+
+
+def _optional_id(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    if value is None or (isinstance(value, (str, int)) and not isinstance(value, bool)
+                         and str(value).strip()):
+        return []
+    return [_error(rule.check_id, f"MMC['{key}'] must be a platform id or name (a string) "
+                   f"or None, not {value!r}.", _default_hint(key))]
+
+
+def _timeout(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    if isinstance(value, (tuple, list)):
         # A pair exactly: MMCSettings.timeout unpacks (connect, read).
-        valid_timeout = len(timeout) == 2 and all(_is_number(v) for v in timeout)
+        valid = len(value) == 2 and all(_is_number(v) for v in value)
     else:
-        valid_timeout = _is_number(timeout)
-    if not valid_timeout:
-        errors.append(_error(
-            "django_mmc.E008",
-            f"MMC['TIMEOUT'] must be seconds or a (connect, read) pair, not {timeout!r}.",
-            "For example (5, 30). A request without a timeout can hang a worker forever.",
-        ))
-    rate = conf.RATE_LIMIT
+        valid = _is_number(value)
+    if valid:
+        return []
+    return [_error(rule.check_id,
+                   f"MMC['{key}'] must be seconds or a (connect, read) pair, not {value!r}.",
+                   "For example (5, 30). A request without a timeout can hang a worker forever.")]
+
+
+def _rate(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
     # At least 1: the limiter counts whole requests per one-second window, so
     # a smaller limit could never admit a single request.
-    if rate is not None and not _is_number(rate, minimum=1, strict=False):
-        errors.append(_error(
-            "django_mmc.E009",
-            f"MMC['RATE_LIMIT'] must be a number of requests per second of at least 1, "
-            f"or None, not {rate!r}.",
-            "Stay under the platform's limit for your organisation, e.g. 40.",
-        ))
-    retry_rules = {
-        "MAX_RETRIES": (0, False),
-        "RETRY_BACKOFF": (0, True),
-        "RETRY_BACKOFF_MAX": (0, True),
-        "RETRY_AFTER_MAX": (0, True),
-    }
-    for key, (minimum, strict) in retry_rules.items():
-        value = getattr(conf, key)
-        if not _is_number(value, minimum=minimum, strict=strict) or (
-            key == "MAX_RETRIES" and not isinstance(value, int)
-        ):
-            errors.append(_error(
-                "django_mmc.E010",
-                f"MMC['{key}'] must be a {'positive' if strict else 'non-negative'} number, "
-                f"not {value!r}.",
-                f"Remove it to use the default ({DEFAULTS[key]!r}).",
-            ))
-    for key in ("OUTBOX_DELAY", "SEND_LEASE", "POLL_AFTER", "POLL_MAX_AGE",
-                "WEBHOOK_MAX_BODY_SIZE", "WEBHOOK_EVENT_RETENTION_DAYS", "EVENT_WAIT_MAX_AGE",
-                "BULK_CHUNK_SIZE", "TOKEN_REFRESH_MARGIN"):
-        value = getattr(conf, key)
-        strict = key != "TOKEN_REFRESH_MARGIN"
-        if not _is_number(value, strict=strict):
-            errors.append(_error(
-                "django_mmc.E011",
-                f"MMC['{key}'] must be a {'positive' if strict else 'non-negative'} number, "
-                f"not {value!r}.",
-                f"Remove it to use the default ({DEFAULTS[key]!r}).",
-            ))
-    send_batch = conf.SEND_BATCH_SIZE
-    if not (isinstance(send_batch, int) and not isinstance(send_batch, bool) and send_batch >= 1):
-        errors.append(_error(
-            "django_mmc.E011",
-            f"MMC['SEND_BATCH_SIZE'] must be a whole number of at least 1, not {send_batch!r}.",
-            f"Remove it to use the default ({DEFAULTS['SEND_BATCH_SIZE']!r}).",
-        ))
-    batch = conf.POLL_BATCH_SIZE
-    if not (
-        isinstance(batch, int)
-        and not isinstance(batch, bool)
-        and 1 <= batch <= DEFAULTS["POLL_BATCH_SIZE"]
-    ):
-        errors.append(_error(
-            "django_mmc.E011",
-            f"MMC['POLL_BATCH_SIZE'] must be a whole number from 1 to "
-            f"{DEFAULTS['POLL_BATCH_SIZE']}, not {batch!r}.",
-            "The platform answers at most that many ids per status poll.",
-        ))
-    return errors
+    if value is None or _is_number(value, minimum=1, strict=False):
+        return []
+    return [_error(rule.check_id,
+                   f"MMC['{key}'] must be a number of requests per second of at least 1, "
+                   f"or None, not {value!r}.",
+                   "Stay under the platform's limit for your organisation, e.g. 40.")]
 
 
-def _check_cache(conf: MMCSettings) -> list[Error | Warning]:
-    alias = conf.CACHE_ALIAS
+def _number(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    valid = _is_number(value, minimum=rule.minimum, strict=rule.strict) and (
+        not rule.whole or isinstance(value, int)) and (
+        rule.maximum is None or value <= rule.maximum)
+    if valid:
+        return []
+    what = "whole number" if rule.whole else "number"
+    if rule.maximum is not None:
+        bounds = f"from {rule.minimum:g} to {rule.maximum:g}"
+    elif rule.minimum:
+        bounds = f"of at least {rule.minimum:g}" if not rule.strict else (
+            f"above {rule.minimum:g}")
+    else:
+        bounds = "above 0" if rule.strict else "of 0 or more"
+    return [_error(rule.check_id, f"MMC['{key}'] must be a {what} {bounds}, not {value!r}.",
+                   _default_hint(key))]
+
+
+def _flag(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    if isinstance(value, bool):
+        return []
+    return [_error(rule.check_id, f"MMC['{key}'] must be True or False, not {value!r}.",
+                   _default_hint(key))]
+
+
+def _string_list(key: str, value: Any, rule: Rule) -> Messages:
+    if isinstance(value, str):
+        return [_error(rule.check_id,
+                       f"MMC['{key}'] is the string {value!r}, not a list of strings.",
+                       f"Write a list: [{value!r}].")]
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(item, str) and item.strip() for item in value):
+        return [_error(rule.check_id,
+                       f"MMC['{key}'] must be a list of non-empty strings, not {value!r}.",
+                       _default_hint(key))]
+    return []
+
+
+def _words(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    return _string_list(key, value, rule)
+
+
+def _channel_types(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    errors = _string_list(key, value, rule)
+    if errors:
+        return errors
+    unknown = [t for t in value if t.upper() not in contract.CHANNEL_TYPES]
+    if unknown:
+        return [_warning(
+            "django_mmc.W007",
+            f"MMC['{key}'] names channel types the platform does not document: "
+            f"{', '.join(map(repr, unknown))}.",
+            f"The platform documents {', '.join(contract.CHANNEL_TYPES)}; check the spelling "
+            "against your channel groups (the admin's channel list).")]
+    return []
+
+
+def _queues(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    from .status import Priority
+
+    if isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items()):
+        unknown = sorted(set(value) - set(Priority.values))
+        if not unknown:
+            return []
+        return [_error(rule.check_id,
+                       f"MMC['{key}'] has priorities that do not exist: {unknown}.",
+                       f"The priorities are {', '.join(Priority.values)}.")]
+    return [_error(rule.check_id,
+                   f"MMC['{key}'] must be a dict of priority -> Celery queue name, not "
+                   f"{value!r}.",
+                   "For example {'now': 'mmc-now', 'low': 'mmc-low'}; priorities not listed "
+                   "use MMC['QUEUE'].")]
+
+
+def _cache(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
     caches = getattr(settings, "CACHES", {"default": {}})
-    if not isinstance(alias, str) or alias not in caches:
+    if not isinstance(value, str) or value not in caches:
         return [_error(
-            "django_mmc.E012",
-            f"MMC['CACHE_ALIAS'] is {alias!r}, but CACHES has no such cache.",
+            rule.check_id,
+            f"MMC['{key}'] is {value!r}, but CACHES has no such cache.",
             f"Use one of: {', '.join(map(repr, caches))}.",
         )]
-    backend = caches[alias].get("BACKEND", "django.core.cache.backends.locmem.LocMemCache")
+    backend = caches[value].get("BACKEND", "django.core.cache.backends.locmem.LocMemCache")
     if backend.endswith(("LocMemCache", "DummyCache")):
         return [_warning(
             "django_mmc.W003",
-            f"MMC['CACHE_ALIAS'] names the cache {alias!r} ({backend.rsplit('.', 1)[-1]}), "
+            f"MMC['{key}'] names the cache {value!r} ({backend.rsplit('.', 1)[-1]}), "
             "which is local to one process: "
             "each worker fetches its own token and the rate limit is per process.",
             "Point MMC['CACHE_ALIAS'] at a shared cache such as Redis or Memcached.",
         )]
     return []
+
+
+#: One validator per kind of rule in :data:`django_mmc.conf.RULES`.
+VALIDATORS: dict[str, Any] = {
+    "agent_key": _agent_key,
+    "agents": _agents,
+    "cache": _cache,
+    "channel_types": _channel_types,
+    "credential": _credential,
+    "flag": _flag,
+    "number": _number,
+    "optional_id": _optional_id,
+    "optional_text": _optional_text,
+    "queues": _queues,
+    "rate": _rate,
+    "text": _text,
+    "timeout": _timeout,
+    "url": _url,
+    "words": _words,
+}
 
 
 def _check_unknown_keys(conf: MMCSettings) -> list[Warning]:

@@ -83,6 +83,70 @@ DEFAULTS: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
+class Rule:
+    """What the system checks (:mod:`django_mmc.checks`) require of one key:
+    a ``kind`` of value (the checks have one validator per kind), the check
+    id a wrong value is reported under, and for numbers their range."""
+
+    kind: str
+    check_id: str
+    minimum: float = 0
+    strict: bool = True  # numbers: above ``minimum``, else at least it
+    whole: bool = False
+    maximum: float | None = None
+
+
+def _number(check_id: str, **range_: Any) -> Rule:
+    return Rule("number", check_id, **range_)
+
+
+#: The rule of every key of :data:`DEFAULTS`, in one table (a test fails on
+#: a key without one).
+RULES: dict[str, Rule] = {
+    "BASE_URL": Rule("url", "django_mmc.E007"),
+    "OAUTH_BASE_URL": Rule("url", "django_mmc.E007"),
+    "OAUTH_FLOW": Rule("text", "django_mmc.E013"),
+    "SCOPE": Rule("text", "django_mmc.E013"),
+    "CLIENT_ID": Rule("credential", "django_mmc.E002"),
+    "CLIENT_SECRET": Rule("credential", "django_mmc.E002"),
+    "ORGANISATION_ID": Rule("credential", "django_mmc.E003"),
+    "AGENTS": Rule("agents", "django_mmc.E004"),
+    "DEFAULT_AGENT": Rule("agent_key", "django_mmc.E006"),
+    "DEFAULT_CHANNEL_GROUP": Rule("optional_id", "django_mmc.E017"),
+    "DEFAULT_CHANNEL_TYPE": Rule("text", "django_mmc.E013"),
+    "TIMEOUT": Rule("timeout", "django_mmc.E008"),
+    "RATE_LIMIT": Rule("rate", "django_mmc.E009"),
+    "TOKEN_REFRESH_MARGIN": _number("django_mmc.E011", strict=False),
+    "CACHE_ALIAS": Rule("cache", "django_mmc.E012"),
+    "MAX_RETRIES": _number("django_mmc.E010", strict=False, whole=True),
+    "RETRY_BACKOFF": _number("django_mmc.E010"),
+    "RETRY_BACKOFF_MAX": _number("django_mmc.E010"),
+    "RETRY_AFTER_MAX": _number("django_mmc.E010"),
+    "OUTBOX_DELAY": _number("django_mmc.E011"),
+    "SEND_LEASE": _number("django_mmc.E011"),
+    "POLL_AFTER": _number("django_mmc.E011"),
+    "POLL_BATCH_SIZE": _number("django_mmc.E011", minimum=1, strict=False, whole=True,
+                               maximum=contract.MAX_FILTER_IDS),
+    "POLL_MAX_AGE": _number("django_mmc.E011"),
+    "QUEUE": Rule("optional_text", "django_mmc.E017"),
+    "WEBHOOK_MAX_BODY_SIZE": _number("django_mmc.E011"),
+    "WEBHOOK_EVENT_RETENTION_DAYS": _number("django_mmc.E011"),
+    "EVENT_WAIT_MAX_AGE": _number("django_mmc.E011"),
+    "BULK_CHUNK_SIZE": _number("django_mmc.E011"),
+    "SEND_BATCH_SIZE": _number("django_mmc.E011", minimum=1, strict=False, whole=True),
+    "PRIORITY_QUEUES": Rule("queues", "django_mmc.E016"),
+    "FALLBACK_CHANNEL_TYPES": Rule("channel_types", "django_mmc.E015"),
+    "FALLBACK_FAILURE_CODES": Rule("words", "django_mmc.E014"),
+    "CARE_WINDOW_HOURS": _number("django_mmc.E011"),
+    "CARE_WINDOW_CHANNEL_TYPES": Rule("channel_types", "django_mmc.E015"),
+    "ENFORCE_CARE_WINDOW": Rule("flag", "django_mmc.E018"),
+    "OPT_OUT_KEYWORDS": Rule("words", "django_mmc.E014"),
+    "OPT_IN_KEYWORDS": Rule("words", "django_mmc.E014"),
+    "ALLOW_TRANSACTIONAL_TO_OPTED_OUT": Rule("flag", "django_mmc.E018"),
+}
+
+
+@dataclass(frozen=True)
 class Agent:
     """A dialogue agent this site plays on the platform.
 

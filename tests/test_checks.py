@@ -135,6 +135,13 @@ CASES: dict[str, Case] = {
     "django_mmc.E011": Case(with_(POLL_AFTER=0), "POLL_AFTER"),
     "django_mmc.E012": Case(with_(CACHE_ALIAS="nowhere"), "CACHE_ALIAS"),
     "django_mmc.E013": Case(with_(OAUTH_FLOW=""), "OAUTH_FLOW"),
+    "django_mmc.E014": Case(with_(OPT_OUT_KEYWORDS="STOP"), "OPT_OUT_KEYWORDS"),
+    "django_mmc.E015": Case(with_(FALLBACK_CHANNEL_TYPES="SMS"), "FALLBACK_CHANNEL_TYPES"),
+    "django_mmc.E016": Case(with_(PRIORITY_QUEUES=["mmc-now"]), "PRIORITY_QUEUES"),
+    "django_mmc.E017": Case(with_(QUEUE=7), "QUEUE"),
+    "django_mmc.E018": Case(with_(ENFORCE_CARE_WINDOW="no"), "ENFORCE_CARE_WINDOW"),
+    "django_mmc.W007": Case(with_(FALLBACK_CHANNEL_TYPES=["WHATSAP", "SMS"]),
+                            "FALLBACK_CHANNEL_TYPES"),
     "django_mmc.W001": Case(with_(CLIENT_SECRT="typo"), "CLIENT_SECRT"),
     "django_mmc.W002": Case(
         with_(RETRY_BACKOFF_MAX=600, RETRY_AFTER_MAX=120), "RETRY_BACKOFF_MAX",
@@ -252,6 +259,25 @@ def test_unusable_webhook_secrets(settings: Any, secrets: Any) -> None:
         ("CACHE_ALIAS", ["default"], "django_mmc.E012"),
         ("SCOPE", None, "django_mmc.E013"),
         ("DEFAULT_CHANNEL_TYPE", "  ", "django_mmc.E013"),
+        # Issue 13, item 15: wrong types that used to pass the checks and fail later.
+        ("OPT_OUT_KEYWORDS", "STOP", "django_mmc.E014"),
+        ("OPT_IN_KEYWORDS", ["START", 1], "django_mmc.E014"),
+        ("OPT_IN_KEYWORDS", None, "django_mmc.E014"),
+        ("FALLBACK_FAILURE_CODES", "NOT_ON_CHANNEL", "django_mmc.E014"),
+        ("CARE_WINDOW_HOURS", "24", "django_mmc.E011"),
+        ("CARE_WINDOW_HOURS", None, "django_mmc.E011"),
+        ("EVENT_WAIT_MAX_AGE", 0, "django_mmc.E011"),
+        ("PRIORITY_QUEUES", {"now": 1}, "django_mmc.E016"),
+        ("PRIORITY_QUEUES", {"asap": "mmc-now"}, "django_mmc.E016"),
+        ("PRIORITY_QUEUES", "mmc-now", "django_mmc.E016"),
+        ("FALLBACK_CHANNEL_TYPES", "WHATSAPP,SMS", "django_mmc.E015"),
+        ("FALLBACK_CHANNEL_TYPES", ["SMS", None], "django_mmc.E015"),
+        ("CARE_WINDOW_CHANNEL_TYPES", ["WHATSAPP", "CARRIER_PIGEON"], "django_mmc.W007"),
+        ("DEFAULT_AGENT", 17, "django_mmc.E006"),
+        ("DEFAULT_AGENT", ["support"], "django_mmc.E006"),
+        ("DEFAULT_CHANNEL_GROUP", ["7"], "django_mmc.E017"),
+        ("ENFORCE_CARE_WINDOW", 1, "django_mmc.E018"),
+        ("ALLOW_TRANSACTIONAL_TO_OPTED_OUT", "yes", "django_mmc.E018"),
     ],
 )
 def test_bad_values(settings: Any, key: str, value: Any, check_id: str) -> None:
@@ -431,3 +457,14 @@ def test_summaries_name_every_id_once() -> None:
     assert set(DEFAULTS) >= {case.key for case in CASES.values()} - {"MMC", "CLIENT_SECRT"} - {
         "WEBHOOK_SECRETS", "transaction_mode"
     }
+
+
+def test_item_15_every_setting_has_a_rule_and_every_rule_a_validator() -> None:
+    """One declarative table next to DEFAULTS drives the type checks: a new
+    key without a rule, or a rule of a kind the checks do not know, fails."""
+    from django_mmc.checks import VALIDATORS
+    from django_mmc.conf import DEFAULTS, RULES
+
+    assert set(RULES) == set(DEFAULTS)
+    assert {rule.kind for rule in RULES.values()} <= set(VALIDATORS)
+    assert {rule.check_id for rule in RULES.values()} <= set(CHECK_IDS)
