@@ -47,7 +47,8 @@ class Dialogue(models.Model):
     platform_id = models.CharField(
         _("platform id"), max_length=64, unique=True, null=True, blank=True, editable=False
     )
-    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    idempotency_key = models.UUIDField(_("idempotency key"), default=uuid.uuid4, unique=True,
+                                       editable=False)
     status = models.CharField(
         _("status"), max_length=16, choices=DialogueStatus.choices,
         default=DialogueStatus.OPENING,
@@ -118,7 +119,9 @@ class Dialogue(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.recipient} with {self.agent_key} ({self.get_status_display()})"
+        return _("%(recipient)s with %(agent)s (%(status)s)") % {
+            "recipient": self.recipient, "agent": self.agent_key,
+            "status": self.get_status_display()}
 
     @property
     def is_active(self) -> bool:

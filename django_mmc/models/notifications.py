@@ -88,4 +88,6 @@ class Notification(OutboundFields):
         ]
 
     def __str__(self) -> str:
-        return f"{self.template} to {self.recipient} ({self.get_status_display()})"
+        return _("%(template)s to %(recipient)s (%(status)s)") % {
+            "template": self.template, "recipient": self.recipient,
+            "status": self.get_status_display()}
