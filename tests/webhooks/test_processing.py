@@ -766,6 +766,7 @@ class TestRacingEvents(ProcessingCase):
 
         from .test_concurrency import in_thread, wait_until_blocked_on_a_lock
 
+        self.recipient()  # known already: the two meet on the dialogue's INSERT
         first = self.store(message_received(message="55301", event_id="evt_race_1"))
         second = self.store(message_received(message="55302", event_id="evt_race_2",
                                              text="And a second line"))
