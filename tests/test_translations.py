@@ -1,6 +1,8 @@
-"""django_mmc's translations: the German catalogue is complete, its compiled
-form is the one committed, it holds every string the code marks, and the
-admin pages rendered in German show no English string of django_mmc.
+"""django_mmc's translations: each catalogue under ``django_mmc/locale/`` is
+complete, its compiled form is the one committed, it holds every string the
+code marks, and the admin pages rendered in its language show no English
+string of django_mmc. German is the complete translation that proves the
+pipeline; a language added to ``locale/`` is tested the same way.
 
 The page check compares each page's text (and the attributes people read:
 button labels, tooltips, confirmations) with the English msgids of the
@@ -40,11 +42,19 @@ from tests.admin.helpers import (
     make_user,
 )
 
-#: The complete translation that proves the pipeline.
-LANGUAGE = "de"
 PACKAGE = Path(django_mmc.__file__).resolve().parent
-PO_FILE = PACKAGE / "locale" / LANGUAGE / "LC_MESSAGES" / "django.po"
-MO_FILE = PO_FILE.with_suffix(".mo")
+LOCALE = PACKAGE / "locale"
+
+#: Every language django_mmc is translated into (German at least).
+LANGUAGES = sorted(p.parent.parent.name for p in LOCALE.glob("*/LC_MESSAGES/django.po"))
+
+
+def po_file(language: str) -> Path:
+    return LOCALE / language / "LC_MESSAGES" / "django.po"
+
+
+def test_german_is_there() -> None:
+    assert "de" in LANGUAGES
 
 
 # -- the catalogue, read without GNU gettext -------------------------------------------
@@ -138,38 +148,41 @@ PLACEHOLDER = re.compile(r"%\(\w+\)[sdfr]|%[sdfr]|\{\w*\}")
 # -- the catalogue -----------------------------------------------------------------------
 
 
-def test_the_catalogue_is_complete() -> None:
-    entries = read_po(PO_FILE)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_catalogue_is_complete(language: str) -> None:
+    entries = read_po(po_file(language))
     header = next(e for e in entries if e.msgid == "")
     assert "fuzzy" not in header.flags, "the header is still marked fuzzy"
-    assert f"Language: {LANGUAGE}\n" in header.msgstr[0]
-    assert "Plural-Forms: nplurals=2; plural=(n != 1);" in header.msgstr[0]
+    assert f"Language: {language}\n" in header.msgstr[0]
+    plural_forms = re.search(r"^Plural-Forms: nplurals=(\d+);", header.msgstr[0], re.M)
+    assert plural_forms, "the header has no Plural-Forms"
     messages = messages_of(entries)
     assert len(messages) > 300, "the catalogue lost most of its messages"
     problems = []
     for entry in messages:
         if "fuzzy" in entry.flags:
             problems.append(f"fuzzy: {entry.msgid!r}")
-        expected_forms = 2 if entry.msgid_plural else 1
+        expected_forms = int(plural_forms.group(1)) if entry.msgid_plural else 1
         if len(entry.msgstr) != expected_forms or not all(entry.translations):
             problems.append(f"not translated: {entry.msgid!r}")
             continue
         wanted = sorted(PLACEHOLDER.findall(entry.msgid_plural or entry.msgid))
         for translation in entry.translations:
             got = sorted(PLACEHOLDER.findall(translation))
-            # A singular form may spell out its one (no %(count)d).
-            if got != wanted and not (entry.msgid_plural and set(got) <= set(wanted)
-                                      and translation is entry.translations[0]):
+            # A plural form may spell out its number ("Die Person", no %(counter)s).
+            if got != wanted and not (entry.msgid_plural and set(got) <= set(wanted)):
                 problems.append(f"placeholders differ: {entry.msgid!r} -> {translation!r}")
     assert not problems, "\n".join(problems)
 
 
-def test_the_compiled_catalogue_is_the_po_file_compiled() -> None:
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_compiled_catalogue_is_the_po_file_compiled(language: str) -> None:
     """The committed ``.mo`` holds exactly the ``.po``'s translations, so the
     package needs no GNU gettext where it is installed. After editing the
     ``.po``: ``django-admin compilemessages`` in ``django_mmc/``."""
+    po, mo = po_file(language), po_file(language).with_suffix(".mo")
     expected: dict[Any, str] = {}
-    for entry in read_po(PO_FILE):
+    for entry in read_po(po):
         if "fuzzy" in entry.flags and entry.msgid or not all(entry.translations):
             continue  # msgfmt leaves these out
         if not entry.msgid:  # the header, less the date msgfmt leaves out
@@ -180,17 +193,18 @@ def test_the_compiled_catalogue_is_the_po_file_compiled() -> None:
                 expected[(msgid, index)] = translation
         else:
             expected[msgid] = entry.msgstr[0]
-    with MO_FILE.open("rb") as mo:
-        compiled = gettext.GNUTranslations(mo)
+    with mo.open("rb") as compiled_file:
+        compiled = gettext.GNUTranslations(compiled_file)
     catalog = dict(compiled._catalog)  # type: ignore[attr-defined]
     stale = {k for k in expected.keys() | catalog.keys() if expected.get(k) != catalog.get(k)}
     assert not stale, (
-        f"{MO_FILE.name} is not {PO_FILE.name} compiled ({len(stale)} messages differ, e.g. "
+        f"{mo.name} is not {po.name} compiled ({len(stale)} messages differ, e.g. "
         f"{sorted(map(str, stale))[:3]}): run `django-admin compilemessages` in django_mmc/")
 
 
-def test_the_catalogue_holds_every_marked_string(tmp_path: Path, monkeypatch: Any,
-                                                 settings: Any) -> None:
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_catalogue_holds_every_marked_string(language: str, tmp_path: Path,
+                                                 monkeypatch: Any, settings: Any) -> None:
     """``makemessages`` run on the code finds no message the committed
     catalogue lacks. (One the code no longer has is harmless; ``makemessages
     --no-obsolete`` drops it.)"""
@@ -200,15 +214,15 @@ def test_the_catalogue_holds_every_marked_string(tmp_path: Path, monkeypatch: An
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "*.mo"))
     monkeypatch.chdir(copy)
     settings.LOCALE_PATHS = []
-    call_command("makemessages", locale=[LANGUAGE], verbosity=0, no_obsolete=True)
-    fresh = {e.key for e in messages_of(read_po(copy / PO_FILE.relative_to(PACKAGE)))}
-    committed = {e.key for e in messages_of(read_po(PO_FILE))}
+    call_command("makemessages", locale=[language], verbosity=0, no_obsolete=True)
+    fresh = {e.key for e in messages_of(read_po(copy / po_file(language).relative_to(PACKAGE)))}
+    committed = {e.key for e in messages_of(read_po(po_file(language)))}
     assert not fresh - committed, (
         f"marked in the code but not in the catalogue: {sorted(map(str, fresh - committed))}; "
-        "run `django-admin makemessages -l de` in django_mmc/ and translate them")
+        f"run `django-admin makemessages -l {language}` in django_mmc/ and translate them")
 
 
-# -- the admin, in German ----------------------------------------------------------------
+# -- the admin, in each language ---------------------------------------------------------
 
 
 #: Elements whose content is data (the customer's words, the platform's
@@ -277,7 +291,7 @@ DOTTED_NAME = re.compile(r"(?<![\w.])\w+(?:\.\w+)+(?![\w.])")
 
 @dataclass
 class EnglishCheck:
-    """Patterns that find the English of each message whose German differs
+    """Patterns that find the English of each message whose translation differs
     (each literal part between placeholders, as written and with a capital
     first letter, as the admin shows labels; of a message with placeholders
     only the parts of two words or more), and the texts that are the same in
@@ -287,9 +301,9 @@ class EnglishCheck:
     same_in_both: list[str]
 
     @classmethod
-    def from_catalogue(cls) -> EnglishCheck:
+    def from_catalogue(cls, language: str) -> EnglishCheck:
         patterns, same = {}, set()
-        for entry in messages_of(read_po(PO_FILE)):
+        for entry in messages_of(read_po(po_file(language))):
             english = [entry.msgid] + ([entry.msgid_plural] if entry.msgid_plural else [])
             if {t.casefold() for t in entry.translations} & {e.casefold() for e in english}:
                 same.update(t for t in entry.translations if " " in t.strip())
@@ -323,7 +337,7 @@ class EnglishCheck:
 
 
 @pytest.fixture
-def german_rows(directory: dict, monkeypatch: Any) -> dict[str, Any]:
+def page_rows(directory: dict, monkeypatch: Any) -> dict[str, Any]:
     """Rows in every state a page shows differently: a failed notification
     (Retry), a dialogue waiting for us with a transcript, one whose care
     window has closed, one held by another agent, a failed webhook event, a
@@ -430,33 +444,35 @@ def clients(client: Any, django_user_model: Any) -> tuple[Any, Any]:
     return client, staff
 
 
-def findings_on(pages: dict[str, str]) -> dict[str, dict[str, str]]:
-    check = EnglishCheck.from_catalogue()
+def findings_on(pages: dict[str, str], language: str) -> dict[str, dict[str, str]]:
+    check = EnglishCheck.from_catalogue(language)
     found = {name: check.english_on(text) for name, text in pages.items()}
     return {name: hits for name, hits in found.items() if hits}
 
 
 @pytest.mark.django_db
-def test_the_admin_in_german_shows_no_english(clients: tuple[Any, Any],
-                                              german_rows: dict[str, Any]) -> None:
-    with override_settings(LANGUAGE_CODE=LANGUAGE):
-        pages = admin_pages(clients[0], german_rows, clients[1])
-    findings = findings_on(pages)
-    assert not findings, "English on German pages:\n" + "\n".join(
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_admin_shows_no_english(language: str, clients: tuple[Any, Any],
+                                    page_rows: dict[str, Any]) -> None:
+    with override_settings(LANGUAGE_CODE=language):
+        pages = admin_pages(clients[0], page_rows, clients[1])
+    findings = findings_on(pages, language)
+    assert not findings, f"English on the pages in {language}:\n" + "\n".join(
         f"{name}: {msgid!r} in ...{where}..." for name, hits in findings.items()
         for msgid, where in hits.items())
-    # German pages, not empty ones: Django's own words and django_mmc's.
-    assert "Abmelden" in pages["index"]
-    assert "Benachrichtigung senden" in pages["notification list"]
+    if language == "de":
+        # German pages, not empty ones: Django's own words and django_mmc's.
+        assert "Abmelden" in pages["index"]
+        assert "Benachrichtigung senden" in pages["notification list"]
 
 
 @pytest.mark.django_db
 def test_the_page_check_finds_english(clients: tuple[Any, Any],
-                                      german_rows: dict[str, Any]) -> None:
+                                      page_rows: dict[str, Any]) -> None:
     """The same pages in English: the check above would see the English."""
     with override_settings(LANGUAGE_CODE="en"):
-        pages = admin_pages(clients[0], german_rows, clients[1])
-    findings = findings_on(pages)
+        pages = admin_pages(clients[0], page_rows, clients[1])
+    findings = findings_on(pages, "de")
     assert "Send notification" in findings["notification list"]
     assert "Conversation with %(recipient)s" in findings["transcript with a template reply"]
     assert len({msgid for hits in findings.values() for msgid in hits}) > 150
