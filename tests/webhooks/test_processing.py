@@ -767,9 +767,13 @@ class TestRacingEvents(ProcessingCase):
         from .test_concurrency import in_thread, wait_until_blocked_on_a_lock
 
         self.recipient()  # known already: the two meet on the dialogue's INSERT
-        first = self.store(message_received(message="55301", event_id="evt_race_1"))
-        second = self.store(message_received(message="55302", event_id="evt_race_2",
-                                             text="And a second line"))
+        # Stored without the view's hand-over: no worker process may take them first.
+        first, second = (
+            WebhookEvent.objects.create(event_id=event["data"]["id"], agent_key="support",
+                                        event_type="message.received", body=json.dumps(event))
+            for event in (message_received(message="55301", event_id="evt_race_1"),
+                          message_received(message="55302", event_id="evt_race_2",
+                                           text="And a second line")))
         created = threading.Event()
         release = threading.Event()
 
