@@ -37,6 +37,10 @@ CHECK_IDS = {
     "django_mmc.E016": "PRIORITY_QUEUES is not a dict of priority -> queue name.",
     "django_mmc.E017": "QUEUE or DEFAULT_CHANNEL_GROUP is not a name (or None).",
     "django_mmc.E018": "A yes/no setting is not True or False.",
+    "django_mmc.E019": "CONTRACT selects no dialect (not a dict, a shipped name or an importable "
+                       "Dialect).",
+    "django_mmc.E020": "CONTRACT names an item a dialect does not have.",
+    "django_mmc.E021": "A CONTRACT item has a value the dialect cannot use.",
     "django_mmc.W001": "MMC has a key django_mmc does not know (a typo?).",
     "django_mmc.W002": "The longest retry delay exceeds the Redis broker's visibility timeout.",
     "django_mmc.W003": "The cache is local to one process: no shared token or rate limit.",
@@ -330,6 +334,25 @@ def _cache(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Mes
     return []
 
 
+def _dialect(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    from .dialect import DIALECTS, DialectError, load_dialect
+
+    try:
+        load_dialect(value)
+    except DialectError as err:
+        if err.kind == "selection":
+            return [_error(rule.check_id, f"MMC['{key}'] selects no dialect: {err}",
+                           f"Give a dict of overrides, one of {', '.join(DIALECTS)}, or a "
+                           "dotted path to a Dialect; or remove it for the default.")]
+        if err.kind == "key":
+            return [_error("django_mmc.E020", f"MMC['{key}'] has an unknown item: {err}",
+                           "The items are listed in the configuration reference "
+                           "(CONTRACT); check the spelling.")]
+        return [_error("django_mmc.E021", f"MMC['{key}'][{err.key!r}] is not valid: {err}",
+                       "Fix that item, or remove it to use the default reading.")]
+    return []
+
+
 #: One validator per kind of rule in :data:`django_mmc.conf.RULES`.
 VALIDATORS: dict[str, Any] = {
     "agent_key": _agent_key,
@@ -337,6 +360,7 @@ VALIDATORS: dict[str, Any] = {
     "cache": _cache,
     "channel_types": _channel_types,
     "credential": _credential,
+    "dialect": _dialect,
     "flag": _flag,
     "number": _number,
     "optional_id": _optional_id,

@@ -19,6 +19,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from . import contract
+from .dialect import Dialect, DialectError, load_dialect
 
 SETTING_NAME = "MMC"
 
@@ -30,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
     "OAUTH_BASE_URL": contract.DEFAULT_OAUTH_BASE_URL,
     "OAUTH_FLOW": contract.DEFAULT_OAUTH_FLOW,
     "SCOPE": contract.DEFAULT_SCOPE,
+    # The platform's dialect (django_mmc.dialect): overrides of the contract's
+    # assumed paths, query grammar, names and signature scheme.
+    "CONTRACT": None,
     # Credentials of the organisation's service account.
     "CLIENT_ID": None,
     "CLIENT_SECRET": None,
@@ -107,6 +111,7 @@ RULES: dict[str, Rule] = {
     "OAUTH_BASE_URL": Rule("url", "django_mmc.E007"),
     "OAUTH_FLOW": Rule("text", "django_mmc.E013"),
     "SCOPE": Rule("text", "django_mmc.E013"),
+    "CONTRACT": Rule("dialect", "django_mmc.E019"),
     "CLIENT_ID": Rule("credential", "django_mmc.E002"),
     "CLIENT_SECRET": Rule("credential", "django_mmc.E002"),
     "ORGANISATION_ID": Rule("credential", "django_mmc.E003"),
@@ -248,8 +253,22 @@ class MMCSettings:
         return (float(connect), float(read))
 
     @property
+    def dialect(self) -> Dialect:
+        """The platform's dialect that ``CONTRACT`` selects. A value that
+        selects none raises :class:`~django_mmc.exceptions.MMCConfigurationError`
+        (the system checks report it first, as ``django_mmc.E019``-``E021``)."""
+        if "_dialect" not in self._cache:
+            from .exceptions import MMCConfigurationError
+
+            try:
+                self._cache["_dialect"] = load_dialect(self.CONTRACT)
+            except DialectError as err:
+                raise MMCConfigurationError(f"MMC['CONTRACT'] is not valid: {err}") from None
+        return self._cache["_dialect"]
+
+    @property
     def token_url(self) -> str:
-        return contract.token_url(self.OAUTH_BASE_URL, self.OAUTH_FLOW)
+        return self.dialect.token_url_for(self.OAUTH_BASE_URL, self.OAUTH_FLOW)
 
     def require(self, *names: str) -> None:
         """Raise a configuration error naming every missing required key."""

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import contract
+from .dialect import DEFAULT_DIALECT, Dialect
 from .signing import sign
 
 __all__ = ["build_event", "format_timestamp", "new_event_id", "signed_delivery"]
@@ -176,21 +177,27 @@ def build_event(
     }
 
 
-def signed_delivery(event: Mapping[str, Any] | bytes, secret: str) -> tuple[bytes, dict[str, str]]:
+def signed_delivery(event: Mapping[str, Any] | bytes, secret: str,
+                    dialect: Dialect = DEFAULT_DIALECT) -> tuple[bytes, dict[str, str]]:
     """The raw body and headers of one webhook delivery of ``event``.
 
     ``event`` is an event document (serialised compactly as UTF-8 JSON) or
     an already serialised body, which is signed byte for byte as given. The
     headers are ``Content-Type`` (the JSON:API media type) and
     ``X-MMC-Signature``, the HMAC of exactly the returned body under
-    ``secret``.
+    ``secret``. With another ``dialect`` (a site's ``mmc_settings.dialect``),
+    a document is sent in its words, and signed and headed by its scheme.
     """
     if isinstance(event, (bytes, bytearray)):
         body = bytes(event)
     else:
-        body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        document = event if dialect is DEFAULT_DIALECT else dialect.wire_event(event)
+        body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    timestamp = str(int(datetime.now(timezone.utc).timestamp()))
     headers = {
         "Content-Type": contract.JSONAPI_MEDIA_TYPE,
-        contract.SIGNATURE_HEADER: sign(body, secret),
+        dialect.signature_header: sign(body, secret, dialect, timestamp),
     }
+    if dialect.signature_timestamp_header:
+        headers[dialect.signature_timestamp_header] = timestamp
     return body, headers

@@ -18,6 +18,7 @@ anywhere else is refused before any request is made.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -56,6 +57,8 @@ from .resources import (
 )
 
 __all__ = ["MMCClient", "get_client", "reset_client"]
+
+logger = logging.getLogger("django_mmc.client")
 
 USER_AGENT = f"django-mmc/{__version__} python-requests/{requests.__version__}"
 _MAX_PAGES = 10_000
@@ -180,7 +183,10 @@ class MMCClient:
     def __init__(self, settings: MMCSettings | None = None) -> None:
         self.settings = settings or mmc_settings
         self.settings.require("CLIENT_ID", "CLIENT_SECRET", "ORGANISATION_ID")
-        self.base_url = contract.organisation_url(
+        #: The platform's dialect (``MMC['CONTRACT']``): every path, query
+        #: form and type name below comes from it.
+        self.dialect = self.settings.dialect
+        self.base_url = self.dialect.organisation_url(
             self.settings.BASE_URL, str(self.settings.ORGANISATION_ID)
         )
         #: Where the bearer token may go: the origin of ``BASE_URL``.
@@ -199,6 +205,9 @@ class MMCClient:
         self.rate_limiter = RateLimiter(self.settings.RATE_LIMIT, self.settings.CACHE_ALIAS)
         #: Requests sent by this client (for tests and metrics).
         self.request_count = 0
+        #: Whether the platform refused to list notifications by id; polling
+        #: then asks for them one by one.
+        self.bulk_poll_refused = False
 
     def __repr__(self) -> str:
         return f"<MMCClient {self.base_url}>"
@@ -300,12 +309,14 @@ class MMCClient:
 
     def paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
         """Yield ``(document, resource objects)`` for every page of a list,
-        following ``links.next`` until it is absent or null.
+        following ``links.next`` until it is absent or null. The first page
+        is asked for in the dialect's pagination grammar; a list that does
+        not paginate (no ``links.next``) is one page.
 
         A relative link is read against the page it came in. A link to any
         other origin than the platform's raises :class:`MMCPermanentError`
         (code ``UNTRUSTED_LINK``) and is never requested."""
-        query = {"page[number]": 1, "page[size]": contract.MAX_PAGE_SIZE, **(params or {})}
+        query = {**self.dialect.first_page(contract.MAX_PAGE_SIZE), **(params or {})}
         url: str | None = self.absolute_url(path)
         seen: set[str] = set()
         for _ in range(_MAX_PAGES):
@@ -326,7 +337,9 @@ class MMCClient:
     def list_channel_groups(self) -> list[ChannelGroupResource]:
         """Every channel group with its channels."""
         groups: list[ChannelGroupResource] = []
-        for document, _ in self.paginate(contract.CHANNEL_GROUPS_PATH, {"include": "channels"}):
+        dialect = self.dialect
+        include = {"include": dialect.type_channels}
+        for document, _ in self.paginate(dialect.channel_groups_path, include):
             groups.extend(jsonapi.parse_channel_groups(document))
         return groups
 
@@ -334,7 +347,7 @@ class MMCClient:
         """Every template of the organisation."""
         return [
             jsonapi.parse_template(obj)
-            for _, page in self.paginate(contract.TEMPLATES_PATH)
+            for _, page in self.paginate(self.dialect.templates_path)
             for obj in page
         ]
 
@@ -352,44 +365,69 @@ class MMCClient:
     ) -> NotificationResource:
         """Send a notification. A repeat with the same ``idempotency_key``
         returns the first result instead of sending again."""
+        dialect = self.dialect
         document = jsonapi.resource_document(
-            contract.TYPE_NOTIFICATIONS,
+            dialect.type_notifications,
             attributes={"channelType": channel_type, "context": dict(context or {})},
             relationships={
                 "recipient": (contract.RECIPIENT_TYPE, recipient),
-                "template": (contract.TYPE_TEMPLATES, template_id),
-                "channelGroup": (contract.TYPE_CHANNEL_GROUPS, channel_group_id),
+                "template": (dialect.type_templates, template_id),
+                "channelGroup": (dialect.type_channel_groups, channel_group_id),
             },
         )
         answer = self.request(
-            "POST", contract.NOTIFICATIONS_PATH, document=document,
+            "POST", dialect.notifications_path, document=document,
             idempotency_key=idempotency_key,
         )
         return jsonapi.parse_notification(jsonapi.primary_data(answer))
 
     def get_notification(self, notification_id: str) -> NotificationResource:
-        path = contract.NOTIFICATION_PATH.format(notification_id=notification_id)
+        path = self.dialect.notification_path.format(notification_id=notification_id)
         return jsonapi.parse_notification(jsonapi.primary_data(self.request("GET", path)))
 
     def get_notifications(self, ids: Iterable[str]) -> list[NotificationResource]:
         """The notifications with these ids, ``MAX_FILTER_IDS`` per request.
-        Ids the platform does not know are simply absent from the result."""
+        Ids the platform does not know are simply absent from the result.
+
+        A platform that refuses to list by id (400 or 404) is asked for each
+        notification on its own from then on, through the same rate limit;
+        the log says so once per process."""
         ids = [str(i) for i in ids]
         found: list[NotificationResource] = []
         for start in range(0, len(ids), contract.MAX_FILTER_IDS):
             chunk = ids[start:start + contract.MAX_FILTER_IDS]
-            answer = self.request(
-                "GET", contract.NOTIFICATIONS_PATH, params={"filter[id]": ",".join(chunk)}
-            )
-            found.extend(jsonapi.parse_notification(o) for o in jsonapi.primary_data(answer) or [])
+            if not self.bulk_poll_refused:
+                try:
+                    found.extend(self._list_notifications(chunk))
+                    continue
+                except (MMCNotFoundError, MMCPermanentError) as err:
+                    if err.status_code not in (400, 404):
+                        raise
+                    self.bulk_poll_refused = True
+                    logger.warning(
+                        "django_mmc: the platform refused to list notifications by id "
+                        "(%s %s); status polling now asks for each one on its own",
+                        err.status_code, err.code or "")
+            for notification_id in chunk:
+                try:
+                    found.append(self.get_notification(notification_id))
+                except MMCNotFoundError:
+                    pass
         return found
+
+    def _list_notifications(self, ids: list[str]) -> list[NotificationResource]:
+        dialect = self.dialect
+        answer = self.request("GET", dialect.notifications_path,
+                              params={dialect.filter_parameter("id", "in"): ",".join(ids)})
+        return [jsonapi.parse_notification(o) for o in jsonapi.primary_data(answer) or []]
 
     def find_notification(self, idempotency_key: str) -> NotificationResource | None:
         """The notification the platform created for ``idempotency_key``, or
         ``None`` when it has none: asks, never creates."""
+        dialect = self.dialect
         answer = self.request(
-            "GET", contract.NOTIFICATIONS_PATH,
-            params={f"filter[{contract.IDEMPOTENCY_KEY_FILTER}]": str(idempotency_key)})
+            "GET", dialect.notifications_path,
+            params={dialect.filter_parameter(dialect.idempotency_key_filter): str(idempotency_key)})
         found = [jsonapi.parse_notification(o) for o in jsonapi.primary_data(answer) or []]
         return found[0] if found else None
 
@@ -406,39 +444,42 @@ class MMCClient:
     ) -> DialogueResource:
         """Open a dialogue. Raises :class:`MMCConflictError` (``DIALOGUE_ACTIVE``)
         naming the dialogue and agent that hold the recipient."""
+        dialect = self.dialect
         document = jsonapi.resource_document(
-            contract.TYPE_DIALOGUES,
+            dialect.type_dialogues,
             attributes={"channelType": channel_type},
             relationships={
                 "recipient": (contract.RECIPIENT_TYPE, recipient),
-                "channelGroup": (contract.TYPE_CHANNEL_GROUPS, channel_group_id),
+                "channelGroup": (dialect.type_channel_groups, channel_group_id),
             },
         )
         answer = self.request(
-            "POST", contract.DIALOGUES_PATH.format(agent_id=agent_id), document=document,
+            "POST", dialect.dialogues_path.format(agent_id=agent_id), document=document,
             idempotency_key=idempotency_key,
         )
         return jsonapi.parse_dialogue(jsonapi.primary_data(answer))
 
     def get_dialogue(self, agent_id: str, dialogue_id: str) -> DialogueResource:
-        path = contract.DIALOGUE_PATH.format(agent_id=agent_id, dialogue_id=dialogue_id)
+        path = self.dialect.dialogue_path.format(agent_id=agent_id, dialogue_id=dialogue_id)
         return jsonapi.parse_dialogue(jsonapi.primary_data(self.request("GET", path)))
 
     def list_dialogues(self, agent_id: str, *, status: str | None = None) -> list[DialogueResource]:
-        params = {"filter[status]": status} if status else None
+        dialect = self.dialect
+        params = {dialect.filter_parameter("status"): status} if status else None
         return [
             jsonapi.parse_dialogue(obj)
-            for _, page in self.paginate(contract.DIALOGUES_PATH.format(agent_id=agent_id), params)
+            for _, page in self.paginate(dialect.dialogues_path.format(agent_id=agent_id), params)
             for obj in page
         ]
 
     def close_dialogue(self, agent_id: str, dialogue_id: str) -> DialogueResource:
         """Close a dialogue. Closing a closed dialogue succeeds again."""
+        dialect = self.dialect
         document = jsonapi.resource_document(
-            contract.TYPE_DIALOGUES, attributes={"status": contract.DIALOGUE_CLOSED},
+            dialect.type_dialogues, attributes={"status": contract.DIALOGUE_CLOSED},
             resource_id=dialogue_id,
         )
-        path = contract.DIALOGUE_PATH.format(agent_id=agent_id, dialogue_id=dialogue_id)
+        path = dialect.dialogue_path.format(agent_id=agent_id, dialogue_id=dialogue_id)
         return jsonapi.parse_dialogue(
             jsonapi.primary_data(self.request("PATCH", path, document=document))
         )
@@ -456,27 +497,28 @@ class MMCClient:
         idempotency_key: str,
     ) -> MessageResource:
         """Send a dialogue message: free text, or a template with its context."""
+        dialect = self.dialect
         attributes: dict[str, Any] = {}
         relationships: dict[str, Any] = {}
         if text is not None:
             attributes["text"] = text
         if template_id is not None:
             attributes["context"] = dict(context or {})
-            relationships["template"] = (contract.TYPE_TEMPLATES, template_id)
+            relationships["template"] = (dialect.type_templates, template_id)
         if channel_type:
             attributes["channelType"] = channel_type
         file_ids = list(file_ids)
         if file_ids:
-            relationships["files"] = [(contract.TYPE_FILES, f) for f in file_ids]
+            relationships["files"] = [(dialect.type_files, f) for f in file_ids]
         document = jsonapi.resource_document(
-            contract.TYPE_MESSAGES, attributes=attributes, relationships=relationships
+            dialect.type_messages, attributes=attributes, relationships=relationships
         )
-        path = contract.MESSAGES_PATH.format(agent_id=agent_id, dialogue_id=dialogue_id)
+        path = dialect.messages_path.format(agent_id=agent_id, dialogue_id=dialogue_id)
         answer = self.request("POST", path, document=document, idempotency_key=idempotency_key)
         return jsonapi.parse_message(jsonapi.primary_data(answer))
 
     def list_messages(self, agent_id: str, dialogue_id: str) -> list[MessageResource]:
-        path = contract.MESSAGES_PATH.format(agent_id=agent_id, dialogue_id=dialogue_id)
+        path = self.dialect.messages_path.format(agent_id=agent_id, dialogue_id=dialogue_id)
         return [jsonapi.parse_message(obj) for _, page in self.paginate(path) for obj in page]
 
     # -- files ----------------------------------------------------------
@@ -491,7 +533,7 @@ class MMCClient:
                 f"{contract.MAX_FILE_SIZE}.", code=contract.ERROR_PAYLOAD_TOO_LARGE,
             )
         answer = self.request(
-            "POST", contract.FILES_PATH, files={"file": (name, content, content_type)},
+            "POST", self.dialect.files_path, files={"file": (name, content, content_type)},
             idempotency_key=idempotency_key,
         )
         return jsonapi.parse_file(jsonapi.primary_data(answer))

@@ -284,10 +284,28 @@ class TokenManager:
         return token
 
 
+#: Seconds a token is assumed to live when the response does not say: short,
+#: so a token that lives less is replaced early rather than refused.
+ASSUMED_TOKEN_LIFETIME = 300.0
+
+
 @sensitive_variables("response")
 def token_from_response(response: dict, started: float) -> Token:
-    """The :class:`Token` of a token response fetched at ``started``."""
-    lifetime = float(response.get("expires_in") or 3600)
+    """The :class:`Token` of a token response fetched at ``started``.
+
+    Fields other than ``access_token`` and ``expires_in`` (``not_before``,
+    ``expires_on``, ``ext_expires_in``, ``resource``...) are ignored. A
+    missing or unreadable ``expires_in`` is taken as
+    :data:`ASSUMED_TOKEN_LIFETIME`, with a warning."""
+    raw = response.get("expires_in")
+    try:
+        lifetime = float(raw)
+    except (TypeError, ValueError):
+        lifetime = 0.0
+    if not 0 < lifetime < float("inf"):
+        logger.warning("django_mmc: the token response has no usable expires_in; the token "
+                       "is taken to live %ss", int(ASSUMED_TOKEN_LIFETIME))
+        lifetime = ASSUMED_TOKEN_LIFETIME
     return Token(access_token=str(response["access_token"]), expires_at=started + lifetime,
                  lifetime=lifetime)
 

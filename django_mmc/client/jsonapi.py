@@ -4,9 +4,11 @@ Building: :func:`resource_document` makes a ``{"data": {...}}`` request body.
 Reading: the ``parse_*`` functions turn a resource object into the plain
 dataclasses of :mod:`.resources`. Unknown attributes are ignored and unknown
 enum values are kept as strings, so a platform that adds things does not break
-the client. A status word that is not one the platform reports (a new word,
-or one of django_mmc's local statuses such as ``CANCELLED``) is kept as it
-came and logged once per word: whoever applies statuses ignores it
+the client. Type names, event types and status words are read through the
+site's dialect (``MMC['CONTRACT']``, :mod:`django_mmc.dialect`) and come out
+in our words. A status word the dialect does not know (a new word, or one of
+django_mmc's local statuses such as ``CANCELLED``) is kept as it came and
+logged once per word: whoever applies statuses ignores it
 (:func:`django_mmc.status.can_advance`).
 """
 
@@ -21,6 +23,8 @@ from typing import Any
 from django.utils.dateparse import parse_datetime
 
 from .. import contract
+from ..conf import mmc_settings
+from ..dialect import Dialect
 from .resources import (
     ChannelGroupResource,
     ChannelResource,
@@ -37,19 +41,27 @@ from .resources import (
 
 logger = logging.getLogger("django_mmc.client")
 
-#: The status words the platform reports for notifications and messages.
+#: Our words for the statuses the platform reports for notifications and messages.
 PLATFORM_STATUS_WORDS = frozenset(status.value for status in contract.PlatformStatus)
 _unknown_words: set[str] = set()
 _unknown_words_lock = threading.Lock()
 
 
-def status_word(value: Any, resource_type: str, resource_id: str) -> str:
-    """The status of a notification or message, as the platform sent it.
+def dialect() -> Dialect:
+    """The site's dialect, which every reader here goes through."""
+    return mmc_settings.dialect
 
-    A word the platform does not report is kept (callers never apply it)
-    and logged, once per word for the process, so a platform that sends
+
+def status_word(value: Any, resource_type: str, resource_id: str) -> str:
+    """The status of a notification or message, in our words.
+
+    A word the dialect does not know is kept as it came (callers never apply
+    it) and logged, once per word for the process, so a platform that sends
     something odd on every poll does not flood the log."""
     word = str(value or "")
+    ours = dialect().our_status(word) if word else None
+    if ours is not None:
+        return ours
     if word and word not in PLATFORM_STATUS_WORDS:
         with _unknown_words_lock:
             first = word not in _unknown_words
@@ -155,7 +167,7 @@ def parse_failure(value: Any) -> Failure | None:
 
 
 def parse_channel(obj: Any) -> ChannelResource:
-    obj = _resource(obj, contract.TYPE_CHANNELS)
+    obj = _resource(obj, dialect().type_channels)
     attrs = _attributes(obj)
     return ChannelResource(
         id=str(obj["id"]),
@@ -167,6 +179,7 @@ def parse_channel(obj: Any) -> ChannelResource:
 def parse_channel_groups(document: Any) -> list[ChannelGroupResource]:
     """Channel groups with their channels, from ``?include=channels``."""
     data = primary_data(document)
+    words = dialect()
     included = {
         (item.get("type"), str(item.get("id"))): item
         for item in document.get("included") or []
@@ -174,11 +187,11 @@ def parse_channel_groups(document: Any) -> list[ChannelGroupResource]:
     }
     groups = []
     for obj in data or []:
-        obj = _resource(obj, contract.TYPE_CHANNEL_GROUPS)
+        obj = _resource(obj, words.type_channel_groups)
         channels = tuple(
-            parse_channel(included[(contract.TYPE_CHANNELS, channel_id)])
+            parse_channel(included[(words.type_channels, channel_id)])
             for channel_id in related_ids(obj, "channels")
-            if (contract.TYPE_CHANNELS, channel_id) in included
+            if (words.type_channels, channel_id) in included
         )
         groups.append(
             ChannelGroupResource(
@@ -189,7 +202,7 @@ def parse_channel_groups(document: Any) -> list[ChannelGroupResource]:
 
 
 def parse_template(obj: Any) -> TemplateResource:
-    obj = _resource(obj, contract.TYPE_TEMPLATES)
+    obj = _resource(obj, dialect().type_templates)
     attrs = _attributes(obj)
     parameters = tuple(
         TemplateParameter(name=str(p["name"]), required=bool(p.get("required", False)))
@@ -207,7 +220,7 @@ def parse_template(obj: Any) -> TemplateResource:
 
 
 def parse_notification(obj: Any) -> NotificationResource:
-    obj = _resource(obj, contract.TYPE_NOTIFICATIONS)
+    obj = _resource(obj, dialect().type_notifications)
     attrs = _attributes(obj)
     return NotificationResource(
         id=str(obj["id"]),
@@ -223,7 +236,7 @@ def parse_notification(obj: Any) -> NotificationResource:
 
 
 def parse_dialogue(obj: Any) -> DialogueResource:
-    obj = _resource(obj, contract.TYPE_DIALOGUES)
+    obj = _resource(obj, dialect().type_dialogues)
     attrs = _attributes(obj)
     return DialogueResource(
         id=str(obj["id"]),
@@ -257,7 +270,7 @@ def parse_file(obj: Any) -> FileResource:
 
 
 def parse_message(obj: Any) -> MessageResource:
-    obj = _resource(obj, contract.TYPE_MESSAGES)
+    obj = _resource(obj, dialect().type_messages)
     attrs = _attributes(obj)
     return MessageResource(
         id=str(obj["id"]),
@@ -273,13 +286,16 @@ def parse_message(obj: Any) -> MessageResource:
 
 
 def parse_event(document: Any) -> EventResource:
-    """A webhook event document. Raises :class:`DocumentError` when it is not
-    an ``events`` resource with an ``eventType``."""
-    obj = _resource(primary_data(document), contract.TYPE_EVENTS)
+    """A webhook event document, its ``eventType`` in our words (an unknown
+    one as it came). Raises :class:`DocumentError` when it is not an
+    ``events`` resource with an ``eventType``."""
+    words = dialect()
+    obj = _resource(primary_data(document), words.type_events)
     attrs = dict(_attributes(obj))
     event_type = attrs.pop("eventType", None)
     if not event_type or not isinstance(event_type, str):
         raise DocumentError("The event has no 'eventType' attribute.")
+    event_type = words.our_event(event_type)
     rels = obj.get("relationships") or {}
     related = {
         name: related_id(obj, name) for name in (rels if isinstance(rels, Mapping) else {})
@@ -322,6 +338,8 @@ def event_fields(event: EventResource) -> EventFields:
                 attribute.field, event.attributes.get(attribute.wire, default))
         for relationship in schema.relationships:
             values[relationship.field] = event.related.get(relationship.wire)
+    if values.get("status"):
+        values["status"] = status_word(values["status"], dialect().type_events, event.id)
     return EventFields(**values)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import contract
+from ..dialect import DIALECTS
 from .defaults import (
     DEFAULT_AGENTS,
     DEFAULT_CLIENT_ID,
@@ -111,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fixtures", default=None, help="a JSON seed file (default: the packaged one)"
     )
+    parser.add_argument(
+        "--dialect",
+        default="default",
+        choices=sorted(DIALECTS),
+        help="the platform dialect to play: paths, query grammar, names, status words and "
+        "signature scheme (default %(default)s)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request and webhook")
     return parser
 
@@ -137,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_limit=args.rate_limit or None,
         fixtures=args.fixtures,
         verbose=args.verbose,
+        dialect=args.dialect,
     )
     stopping = threading.Event()
 

@@ -102,14 +102,14 @@ class ApiCall:
 def list_channel_groups(call: ApiCall) -> Answer:
     wire = call.platform.wire
     include = call.query.include()
-    if include not in (None, "", wire.TYPE_CHANNELS):
+    if include not in (None, "", wire.type_channels):
         raise ApiError(
             400,
             contract.ERROR_BAD_REQUEST,
-            f"Only include={wire.TYPE_CHANNELS} is supported.",
+            f"Only include={wire.type_channels} is supported.",
             parameter=INCLUDE,
         )
-    return call.platform.channel_groups_document(include == wire.TYPE_CHANNELS, call.query.page())
+    return call.platform.channel_groups_document(include == wire.type_channels, call.query.page())
 
 
 def list_templates(call: ApiCall) -> Answer:
@@ -120,7 +120,7 @@ def list_templates(call: ApiCall) -> Answer:
 
 
 def list_notifications(call: ApiCall) -> Answer:
-    key = call.query.filter(contract.IDEMPOTENCY_KEY_FILTER)
+    key = call.query.filter(call.platform.wire.idempotency_key_filter)
     if key is not None:
         return call.platform.notifications_by_key(key, call.query.page())
     ids = call.query.filter_ids()
@@ -146,8 +146,7 @@ def get_notification(call: ApiCall) -> Answer:
 
 
 def list_dialogues(call: ApiCall) -> Answer:
-    wire = call.platform.wire
-    status = call.query.filter("status", (wire.DIALOGUE_OPEN, wire.DIALOGUE_CLOSED))
+    status = call.query.filter("status", (contract.DIALOGUE_OPEN, contract.DIALOGUE_CLOSED))
     return call.platform.dialogues_document(call.params["agent_id"], status, call.query.page())
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from .. import contract
-from ..signing import sign
+from ..dialect import DEFAULT_DIALECT, Dialect
 from .defaults import WEBHOOK_TIMEOUT
 from .faults import Faults
 
@@ -173,7 +173,7 @@ class WebhookDispatcher:
         workers: int,
         agent_target: Callable[[str], tuple[str | None, str] | None],
         on_log: Callable[[dict[str, Any], int], None],
-        wire: Any = contract,
+        wire: Dialect = DEFAULT_DIALECT,
     ) -> None:
         # The signature header and scheme come from the wire, like every name.
         self._wire = wire
@@ -292,11 +292,15 @@ class WebhookDispatcher:
             self._activity.done(delivery.generation)
             return
         url, secret = target
+        wire = self._wire
+        timestamp = str(int(time.time()))
         headers = {
-            "Content-Type": self._wire.JSONAPI_MEDIA_TYPE,
-            self._wire.SIGNATURE_HEADER: sign(delivery.body, secret),
+            "Content-Type": contract.JSONAPI_MEDIA_TYPE,
+            wire.signature_header: wire.sign(delivery.body, secret, timestamp),
             "User-Agent": "mmc-sandbox",
         }
+        if wire.signature_timestamp_header:
+            headers[wire.signature_timestamp_header] = timestamp
         status_code: int | None = None
         error: str | None = None
         try:

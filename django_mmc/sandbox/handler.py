@@ -273,7 +273,7 @@ class Handler(BaseHTTPRequestHandler):
             method=method,
             path=path,
             params=params,
-            query=ListQuery(query, (sandbox.faults.link_origin or base) + path),
+            query=ListQuery(query, (sandbox.faults.link_origin or base) + path, sandbox.wire),
             headers=self.headers,
             body=body,
             key=key,

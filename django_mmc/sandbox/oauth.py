@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
-from .. import contract
+from ..dialect import DEFAULT_DIALECT, Dialect
 from .media import FORM, media_type
 from .state import ApiError, OAuthError, Platform
 
@@ -39,9 +39,10 @@ class TokenEndpoint:
     target: str
 
     @classmethod
-    def from_wire(cls, oauth_path: str, flow: str, wire: Any = contract) -> TokenEndpoint:
-        """Read from the wire's ``TOKEN_URL_TEMPLATE``, below ``oauth_path``."""
-        target = wire.TOKEN_URL_TEMPLATE.format(oauth_base_url=oauth_path, oauth_flow=flow)
+    def from_wire(cls, oauth_path: str, flow: str,
+                  wire: Dialect = DEFAULT_DIALECT) -> TokenEndpoint:
+        """Read from the dialect's ``token_url``, below ``oauth_path``."""
+        target = wire.token_url.format(oauth_base_url=oauth_path, oauth_flow=flow)
         url = urlsplit(target)
         # The flow may travel in the query (``?p=<flow>``) or in the path itself.
         names = [name for name, values in parse_qs(url.query).items() if flow in values]

@@ -25,6 +25,12 @@ Fixtures:
     pytest-django's ``settings`` fixture, so it is undone after the test).
 
 pytest-django is only needed for ``mmc_settings``.
+
+``--mmc-sandbox-dialect NAME`` makes the session's sandbox play another
+dialect of the platform (``filter-operators``, or any name of
+:data:`django_mmc.dialect.DIALECTS`) unless ``mmc_sandbox_options`` names
+one; ``mmc_settings`` then carries the matching ``CONTRACT``, so the same
+tests run against the other dialect by that option alone.
 """
 
 from __future__ import annotations
@@ -34,7 +40,14 @@ from typing import Any
 
 import pytest
 
+from ..dialect import DIALECTS
 from .server import Sandbox
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("mmc-sandbox").addoption(
+        "--mmc-sandbox-dialect", default=None, choices=sorted(DIALECTS),
+        help="the platform dialect the session's MMC sandbox plays (default: default)")
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +57,14 @@ def mmc_sandbox_options() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def mmc_sandbox_server(mmc_sandbox_options: dict[str, Any]) -> Iterator[Sandbox]:
+def mmc_sandbox_server(request: pytest.FixtureRequest,
+                       mmc_sandbox_options: dict[str, Any]) -> Iterator[Sandbox]:
     """One running sandbox shared by the session."""
-    sandbox = Sandbox(**mmc_sandbox_options).start()
+    options = dict(mmc_sandbox_options)
+    dialect = request.config.getoption("mmc_sandbox_dialect", None)
+    if dialect:
+        options.setdefault("dialect", dialect)
+    sandbox = Sandbox(**options).start()
     try:
         yield sandbox
     finally:

@@ -1,9 +1,9 @@
 """The organisation API's URL map: which view serves which path and method.
 
-:func:`build_routes` is the one place that reads the wire's path constants
-(``ORGANISATION_PREFIX``, ``NOTIFICATIONS_PATH``, ...) and pairs each path
+:func:`build_routes` is the one place that reads the dialect's paths
+(``organisation_prefix``, ``notifications_path``, ...) and pairs each path
 with its views, so a platform that names its paths differently needs a
-different wire object, not edits here. The same table resolves a request,
+different :class:`~django_mmc.dialect.Dialect`, not edits here. The same table resolves a request,
 answers ``405`` with ``Allow``, and builds the ``Location`` of a created
 object.
 """
@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .. import contract
+from ..dialect import DEFAULT_DIALECT, Dialect
 from . import api
 from .state import ApiError
 
@@ -92,28 +93,28 @@ class Routes:
         raise ApiError(404, contract.ERROR_NOT_FOUND, f"No such path: {path}.")
 
 
-def build_routes(wire: Any = contract) -> Routes:
-    """The organisation API's routes, from the path constants of ``wire``."""
-    message = wire.MESSAGES_PATH + "/{message_id}"
-    file = wire.FILES_PATH + "/{file_id}"
+def build_routes(wire: Dialect = DEFAULT_DIALECT) -> Routes:
+    """The organisation API's routes, from the paths of the dialect ``wire``."""
+    message = wire.messages_path + "/{message_id}"
+    file = wire.files_path + "/{file_id}"
     table = [
-        ("channel_groups", wire.CHANNEL_GROUPS_PATH, {"GET": api.list_channel_groups}),
-        ("templates", wire.TEMPLATES_PATH, {"GET": api.list_templates}),
+        ("channel_groups", wire.channel_groups_path, {"GET": api.list_channel_groups}),
+        ("templates", wire.templates_path, {"GET": api.list_templates}),
         (
             "notifications",
-            wire.NOTIFICATIONS_PATH,
+            wire.notifications_path,
             {"GET": api.list_notifications, "POST": api.create_notification},
         ),
-        ("notification", wire.NOTIFICATION_PATH, {"GET": api.get_notification}),
+        ("notification", wire.notification_path, {"GET": api.get_notification}),
         (
             "dialogues",
-            wire.DIALOGUES_PATH,
+            wire.dialogues_path,
             {"GET": api.list_dialogues, "POST": api.create_dialogue},
         ),
-        ("dialogue", wire.DIALOGUE_PATH, {"GET": api.get_dialogue, "PATCH": api.update_dialogue}),
-        ("messages", wire.MESSAGES_PATH, {"GET": api.list_messages, "POST": api.create_message}),
+        ("dialogue", wire.dialogue_path, {"GET": api.get_dialogue, "PATCH": api.update_dialogue}),
+        ("messages", wire.messages_path, {"GET": api.list_messages, "POST": api.create_message}),
         ("message", message, {"GET": api.get_message}),
-        ("files", wire.FILES_PATH, {"POST": api.upload_file}),
+        ("files", wire.files_path, {"POST": api.upload_file}),
         ("file", file, {"GET": api.get_file}),
     ]
-    return Routes(wire.ORGANISATION_PREFIX, (Route(*row) for row in table))
+    return Routes(wire.organisation_prefix, (Route(*row) for row in table))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import contract
+from ..dialect import DIALECTS, Dialect, load_dialect
 from .defaults import (
     DEFAULT_AGENT_KEYS,
     DEFAULT_AGENTS,
@@ -77,6 +78,11 @@ class Sandbox:
     ``webhook_retry_delays`` are the waits before each redelivery.
     ``fixtures`` is a seed file like the packaged ``fixtures.json``.
     ``notification_agent`` receives ``notification.status`` events.
+    ``dialect`` is the platform's dialect it plays: a
+    :class:`~django_mmc.dialect.Dialect`, a shipped dialect's name
+    (``"filter-operators"``) or a dict of overrides, as ``MMC['CONTRACT']``
+    takes them; :meth:`mmc_settings` then carries the matching ``CONTRACT``.
+    State and the inspection methods keep our words whatever the dialect.
     """
 
     def __init__(
@@ -99,6 +105,7 @@ class Sandbox:
         oauth_flow: str = contract.DEFAULT_OAUTH_FLOW,
         webhook_workers: int = DEFAULT_WEBHOOK_WORKERS,
         verbose: bool = False,
+        dialect: Dialect | str | Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(latency, (list, tuple)):
             low, high = (float(v) for v in latency)
@@ -131,9 +138,9 @@ class Sandbox:
             notification_agent = next(iter(configured))
         self.fixtures_path = Path(fixtures) if fixtures is not None else DEFAULT_FIXTURES
 
-        #: The wire vocabulary every part reads (paths, query grammar, type and
-        #: event names, status words, the signature header): the contract.
-        self.wire = contract
+        #: The dialect every part reads (paths, query grammar, type and event
+        #: names, status words, the signature scheme).
+        self.wire = load_dialect(dialect)
         self.routes = build_routes(self.wire)
         self.token_endpoint = TokenEndpoint.from_wire(OAUTH_PATH, oauth_flow, self.wire)
         self.faults = Faults(scope=api_scope(self.routes.organisation_prefix))
@@ -280,6 +287,9 @@ class Sandbox:
             "DEFAULT_CHANNEL_GROUP": first_group.id,
             "DEFAULT_CHANNEL_TYPE": "WHATSAPP" if "WHATSAPP" in channel_types else channel_types[0],
         }
+        if self.wire is not DIALECTS["default"]:
+            shipped = DIALECTS.get(self.wire.name) is self.wire
+            value["CONTRACT"] = self.wire.name if shipped else self.wire
         value.update(overrides)
         return value
 
@@ -379,6 +389,8 @@ class Sandbox:
         self._scheduler.call_later(interval, step)
 
     def _emit(self, agent_id: str, event: dict[str, Any]) -> None:
+        # Built in our words; sent (and kept) in the dialect's.
+        event = self.wire.wire_event(event)
         with self.platform.lock:
             self.platform.events.append(event)
         self._dispatcher.submit(agent_id, event)

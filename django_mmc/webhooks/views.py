@@ -3,8 +3,9 @@
 One endpoint per configured agent (``webhooks/<agent key>/``). In order:
 
 1. the body size is checked on the raw body (413), before anything else;
-2. ``X-MMC-Signature`` is verified over the raw body against every secret of
-   the agent (rotation), in constant time (401), before anything is parsed;
+2. the signature header (``X-MMC-Signature``, or the dialect's) is verified
+   over the raw body by the dialect's scheme against every secret of the
+   agent (rotation), in constant time (401), before anything is parsed;
 3. the body is parsed as a JSON:API ``events`` document (4xx on any problem);
 4. the event is stored and handed to a worker after commit
    (:mod:`django_mmc.webhooks.storage`; a duplicate delivery finds it stored
@@ -134,23 +135,27 @@ class WebhookView(APIView):
         return jsonapi_exception_handler
 
     def get_authenticate_header(self, request: Request) -> str:
-        return f'{contract.SIGNATURE_HEADER} realm="webhooks"'
+        return f'{mmc_settings.dialect.signature_header} realm="webhooks"'
 
     def post(self, request: Request, agent_key: str) -> HttpResponse:
         agent = mmc_settings.agents.get(agent_key)
         if agent is None:
             raise Http404(_("No such webhook endpoint."))
         body = self._raw_body(request)
-        signature = request.META.get(contract.SIGNATURE_META_KEY)
+        dialect = mmc_settings.dialect
+        signature = request.META.get(dialect.signature_meta_key)
+        timestamp = request.META.get(dialect.timestamp_meta_key) if dialect.timestamp_meta_key \
+            else None
         if not agent.webhook_secrets:
             logger.error("django_mmc: webhook for agent %s rejected: no WEBHOOK_SECRETS "
                          "configured", agent_key)
             raise BadSignature(_("This endpoint has no secret configured."))
-        if not signing.verify(body, signature, agent.webhook_secrets):
+        if not signing.verify(body, signature, agent.webhook_secrets, dialect, timestamp):
             logger.warning("django_mmc: webhook for agent %s with a %s signature from %s",
                            agent_key, "wrong" if signature else "missing",
                            request.META.get("REMOTE_ADDR"))
-            raise BadSignature(_("The X-MMC-Signature header is missing or wrong."))
+            raise BadSignature(_("The %(header)s header is missing or wrong.")
+                               % {"header": dialect.signature_header})
         text, document = decode_body(request.META.get("CONTENT_TYPE"), body)
         event = parse_document(document)
         try:

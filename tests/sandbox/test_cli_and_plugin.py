@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from django_mmc import contract
@@ -130,3 +131,30 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
         ),
     )
     assert "3 passed" in result.stdout, result.stdout + result.stderr
+
+
+def test_cli_takes_a_dialect() -> None:
+    from django_mmc.sandbox.__main__ import build_parser
+
+    assert build_parser().parse_args([]).dialect == "default"
+    assert build_parser().parse_args(["--dialect", "filter-operators"]).dialect == (
+        "filter-operators")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--dialect", "no-such-dialect"])
+
+
+def test_pytest_plugin_option_plays_a_dialect(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["django_mmc.sandbox.pytest_plugin"]\n')
+    (tmp_path / "test_dialect_side.py").write_text(textwrap.dedent(
+        """
+        def test_dialect(mmc_sandbox):
+            assert mmc_sandbox.wire.name == "filter-operators"
+            assert mmc_sandbox.mmc_settings()["CONTRACT"] == "filter-operators"
+        """))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:django",
+         "--mmc-sandbox-dialect", "filter-operators", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env=environment(PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)])),
+    )
+    assert "1 passed" in result.stdout, result.stdout + result.stderr

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from django_mmc import contract
+from django_mmc.dialect import DEFAULT_DIALECT, Dialect
 from django_mmc.sandbox.oauth import TokenEndpoint
 from django_mmc.sandbox.routes import build_routes
 from django_mmc.sandbox.state import ApiError
 
 
-def wire(**changes: str) -> SimpleNamespace:
-    names = {name: getattr(contract, name) for name in dir(contract) if name.isupper()}
-    names.update(changes)
-    return SimpleNamespace(**names)
+def wire(**changes: str) -> Dialect:
+    return DEFAULT_DIALECT.with_overrides(changes)
 
 
 def test_default_routes_resolve_every_contract_path() -> None:
@@ -43,9 +40,9 @@ def test_default_routes_resolve_every_contract_path() -> None:
 def test_routes_follow_the_wire_they_are_built_from() -> None:
     routes = build_routes(
         wire(
-            ORGANISATION_PREFIX="/orgs/{organisation_id}/v2",
-            NOTIFICATIONS_PATH="/sends",
-            NOTIFICATION_PATH="/sends/{notification_id}",
+            organisation_prefix="/orgs/{organisation_id}/v2",
+            notifications_path="/sends",
+            notification_path="/sends/{notification_id}",
         )
     )
     route, params = routes.resolve("/orgs/1001/v2/sends/77", "1001")
@@ -64,6 +61,6 @@ def test_token_endpoint_reads_the_token_url_template() -> None:
     assert (default.path, default.flow_parameter) == ("/oauth2/v2.0/token", "p")
     assert default.target == "/oauth2/v2.0/token?p=b2c_1_login"
     in_path = TokenEndpoint.from_wire(
-        "/oauth", "flow1", wire(TOKEN_URL_TEMPLATE="{oauth_base_url}/{oauth_flow}/token")
+        "/oauth", "flow1", wire(token_url="{oauth_base_url}/{oauth_flow}/token")
     )
     assert (in_path.path, in_path.flow_parameter) == ("/oauth/flow1/token", None)

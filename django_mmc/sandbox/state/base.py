@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ... import contract
+from ...dialect import DEFAULT_DIALECT, Dialect
 from .records import Agent, Lifecycle, Page
 
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -46,8 +46,9 @@ class PlatformBase:
     Events and status steps an operation produces are handed to ``on_event``
     and ``on_progress`` by :meth:`_flush`, after the lock is released.
 
-    :attr:`wire` is the vocabulary the platform speaks (resource type names,
-    event names, status words); it is the contract module unless given.
+    :attr:`wire` is the dialect the platform speaks (paths, resource type
+    names, event names, status words); the default reading unless given.
+    State keeps our words; documents are rendered in the dialect's.
     """
 
     def __init__(
@@ -64,11 +65,11 @@ class PlatformBase:
         rate_limit: float | None,
         on_event: EventSink,
         on_progress: ProgressSink,
-        wire: Any = contract,
+        wire: Dialect = DEFAULT_DIALECT,
     ) -> None:
         self.lock = threading.Lock()
         self.wire = wire
-        self.lifecycle = Lifecycle(wire)
+        self.lifecycle = Lifecycle()
         self.client_id = client_id
         self.client_secret = client_secret
         self.organisation_id = organisation_id
@@ -125,7 +126,7 @@ class PlatformBase:
         """One page of ``resources`` as a list document with links and counts."""
         count = len(resources)
         pages = max(1, math.ceil(count / page.size))
-        start = (page.number - 1) * page.size
+        start = (page.number - 1) * page.size if page.offset is None else page.offset
         data = list(resources[start : start + page.size])
         links = {
             "self": page.link(page.number),

@@ -33,7 +33,7 @@ class Dialogues(Directory):
     def _render_dialogue(self, d: Dialogue) -> dict[str, Any]:
         wire = self.wire
         return {
-            "type": wire.TYPE_DIALOGUES,
+            "type": wire.type_dialogues,
             "id": d.id,
             "attributes": {
                 "status": d.status,
@@ -44,9 +44,9 @@ class Dialogues(Directory):
                 "closedBy": d.closed_by,
             },
             "relationships": {
-                "recipient": linked(wire.RECIPIENT_TYPE, d.recipient),
-                "channelGroup": linked(wire.TYPE_CHANNEL_GROUPS, d.channel_group_id),
-                "dialogueAgent": linked(wire.TYPE_DIALOGUE_AGENTS, d.agent_id),
+                "recipient": linked(contract.RECIPIENT_TYPE, d.recipient),
+                "channelGroup": linked(wire.type_channel_groups, d.channel_group_id),
+                "dialogueAgent": linked(wire.type_dialogue_agents, d.agent_id),
             },
         }
 
@@ -77,13 +77,13 @@ class Dialogues(Directory):
             channel_type=channel_type,
             initiated_by=initiated_by,
             opened_at=now,
-            status=self.wire.DIALOGUE_OPEN,
+            status=contract.DIALOGUE_OPEN,
             idempotency_key=key,
         )
         self.dialogues[dialogue.id] = dialogue
         self.open_dialogues[(recipient, group_id)] = dialogue.id
         event = build_event(
-            self.wire.EVENT_DIALOGUE_OPENED,
+            contract.EVENT_DIALOGUE_OPENED,
             agent_id=agent_id,
             occurred_at=now,
             initiated_by=initiated_by,
@@ -101,12 +101,12 @@ class Dialogues(Directory):
         self._agent(agent_id)
         attrs, rels = documents.primary(
             document,
-            wire.TYPE_DIALOGUES,
+            wire.type_dialogues,
             attributes=("channelType",),
             relationships=("recipient", "channelGroup"),
         )
-        recipient = documents.recipient(rels, wire.RECIPIENT_TYPE)
-        group_id = documents.to_one(rels, "channelGroup", wire.TYPE_CHANNEL_GROUPS)
+        recipient = documents.recipient(rels, contract.RECIPIENT_TYPE)
+        group_id = documents.to_one(rels, "channelGroup", wire.type_channel_groups)
         assert group_id is not None
         channel_type = documents.channel_type(attrs)
         group = self._group(group_id)
@@ -128,7 +128,7 @@ class Dialogues(Directory):
                 recipient=recipient,
                 group_id=group_id,
                 channel_type=channel_type,
-                initiated_by=wire.INITIATED_BY[0],
+                initiated_by=contract.INITIATED_BY[0],
                 key=key,
                 events=events,
             )
@@ -173,7 +173,7 @@ class Dialogues(Directory):
         wire = self.wire
         attrs, _ = documents.primary(
             document,
-            wire.TYPE_DIALOGUES,
+            wire.type_dialogues,
             attributes=("status",),
             relationships=(),
             resource_id=dialogue_id,
@@ -182,20 +182,20 @@ class Dialogues(Directory):
         events: Events = []
         with self.lock:
             dialogue = self._owned_dialogue(agent_id, dialogue_id)
-            if status != wire.DIALOGUE_CLOSED:
+            if status != contract.DIALOGUE_CLOSED:
                 raise invalid(
-                    f"A dialogue can only be set to {wire.DIALOGUE_CLOSED}.",
+                    f"A dialogue can only be set to {contract.DIALOGUE_CLOSED}.",
                     "/data/attributes/status",
                 )
-            self._close(dialogue, wire.CLOSED_BY[0], events)
+            self._close(dialogue, contract.CLOSED_BY[0], events)
             resource = self._render_dialogue(dialogue)
         self._flush(events, ())
         return resource
 
     def close_dialogue(self, dialogue_id: str, closed_by: str) -> dict[str, Any]:
         """Close from the platform's side (``KeyError`` for an unknown id)."""
-        if closed_by not in self.wire.CLOSED_BY:
-            raise ValueError(f"closed_by must be one of {self.wire.CLOSED_BY}")
+        if closed_by not in contract.CLOSED_BY:
+            raise ValueError(f"closed_by must be one of {contract.CLOSED_BY}")
         events: Events = []
         with self.lock:
             dialogue = self.dialogues.get(dialogue_id)
@@ -208,16 +208,15 @@ class Dialogues(Directory):
 
     def _close(self, dialogue: Dialogue, closed_by: str, events: Events) -> None:
         # Called with the lock held.
-        wire = self.wire
-        if dialogue.status == wire.DIALOGUE_CLOSED:
+        if dialogue.status == contract.DIALOGUE_CLOSED:
             return
         now = format_timestamp()
-        dialogue.status = wire.DIALOGUE_CLOSED
+        dialogue.status = contract.DIALOGUE_CLOSED
         dialogue.closed_at = now
         dialogue.closed_by = closed_by
         self.open_dialogues.pop((dialogue.recipient, dialogue.channel_group_id), None)
         event = build_event(
-            wire.EVENT_DIALOGUE_CLOSED,
+            contract.EVENT_DIALOGUE_CLOSED,
             agent_id=dialogue.agent_id,
             occurred_at=now,
             closed_by=closed_by,

@@ -77,7 +77,7 @@ class Directory(PlatformBase):
 
     def _render_template(self, template: Template) -> dict[str, Any]:
         return {
-            "type": self.wire.TYPE_TEMPLATES,
+            "type": self.wire.type_templates,
             "id": template.id,
             "attributes": {
                 "name": template.name,
@@ -90,23 +90,23 @@ class Directory(PlatformBase):
 
     def _render_group(self, group: ChannelGroup) -> dict[str, Any]:
         return {
-            "type": self.wire.TYPE_CHANNEL_GROUPS,
+            "type": self.wire.type_channel_groups,
             "id": group.id,
             "attributes": {"name": group.name},
             "relationships": {
                 "channels": {
-                    "data": [{"type": self.wire.TYPE_CHANNELS, "id": c.id} for c in group.channels]
+                    "data": [{"type": self.wire.type_channels, "id": c.id} for c in group.channels]
                 }
             },
         }
 
     def _render_channel(self, channel: Channel) -> dict[str, Any]:
         return {
-            "type": self.wire.TYPE_CHANNELS,
+            "type": self.wire.type_channels,
             "id": channel.id,
             "attributes": {"channelType": channel.channel_type, "name": channel.name},
             "relationships": {
-                "channelGroup": linked(self.wire.TYPE_CHANNEL_GROUPS, channel.group_id)
+                "channelGroup": linked(self.wire.type_channel_groups, channel.group_id)
             },
         }
 

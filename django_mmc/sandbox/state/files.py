@@ -24,7 +24,7 @@ class Files(PlatformBase):
 
     def _render_file(self, f: StoredFile) -> dict[str, Any]:
         return {
-            "type": self.wire.TYPE_FILES,
+            "type": self.wire.type_files,
             "id": f.id,
             "attributes": {"name": f.name, "contentType": f.content_type, "size": len(f.content)},
         }

@@ -32,7 +32,7 @@ class Messages(Dialogues, Files):
         wire = self.wire
         attributes: dict[str, Any] = {
             "direction": m.direction,
-            "status": m.status,
+            "status": wire.platform_status(m.status) if m.status else m.status,
             "text": m.text,
             "channelType": m.channel_type,
             "createdAt": m.created_at,
@@ -42,13 +42,13 @@ class Messages(Dialogues, Files):
         if m.context is not None:
             attributes["context"] = dict(m.context)
         return {
-            "type": wire.TYPE_MESSAGES,
+            "type": wire.type_messages,
             "id": m.id,
             "attributes": attributes,
             "relationships": {
-                "dialogue": linked(wire.TYPE_DIALOGUES, m.dialogue_id),
-                "template": linked(wire.TYPE_TEMPLATES, m.template_id),
-                "files": {"data": [{"type": wire.TYPE_FILES, "id": f} for f in m.file_ids]},
+                "dialogue": linked(wire.type_dialogues, m.dialogue_id),
+                "template": linked(wire.type_templates, m.template_id),
+                "files": {"data": [{"type": wire.type_files, "id": f} for f in m.file_ids]},
             },
         }
 
@@ -83,15 +83,15 @@ class Messages(Dialogues, Files):
         wire = self.wire
         attrs, rels = documents.primary(
             document,
-            wire.TYPE_MESSAGES,
+            wire.type_messages,
             attributes=("text", "context", "channelType"),
             relationships=("files", "template"),
         )
-        template_id = documents.to_one(rels, "template", wire.TYPE_TEMPLATES, required=False)
-        file_ids = documents.to_many(rels, "files", wire.TYPE_FILES)
+        template_id = documents.to_one(rels, "template", wire.type_templates, required=False)
+        file_ids = documents.to_many(rels, "files", wire.type_files)
         with self.lock:
             dialogue = self._owned_dialogue(agent_id, dialogue_id)
-            if dialogue.status != wire.DIALOGUE_OPEN:
+            if dialogue.status != contract.DIALOGUE_OPEN:
                 raise self._dialogue_closed(dialogue)
             recipient = dialogue.recipient
             group = self.channel_groups[dialogue.channel_group_id]
@@ -129,7 +129,7 @@ class Messages(Dialogues, Files):
         now = format_timestamp()
         with self.lock:
             # Re-checked: the dialogue may have closed while we validated.
-            if dialogue.status != wire.DIALOGUE_OPEN:
+            if dialogue.status != contract.DIALOGUE_OPEN:
                 raise ApiError(
                     409, contract.ERROR_DIALOGUE_CLOSED, f"Dialogue {dialogue_id} is closed."
                 )
@@ -141,7 +141,7 @@ class Messages(Dialogues, Files):
                 plan=plan,
                 plan_failure=plan_failure,
                 idempotency_key=key,
-                direction=wire.DIRECTION_OUTBOUND,
+                direction=contract.DIRECTION_OUTBOUND,
                 text=text,
                 template_id=template_id,
                 context=context,
@@ -179,7 +179,6 @@ class Messages(Dialogues, Files):
         files: Sequence[Any] = (),
     ) -> dict[str, Any]:
         """The recipient writes; routes to the open dialogue or opens one."""
-        wire = self.wire
         if not is_e164(number):
             raise ValueError(f"{number!r} is not a valid E.164 number")
         group = self.channel_groups.get(str(channel_group))
@@ -202,7 +201,7 @@ class Messages(Dialogues, Files):
                     recipient=number,
                     group_id=group.id,
                     channel_type=channel_type,
-                    initiated_by=wire.INITIATED_BY[1],
+                    initiated_by=contract.INITIATED_BY[1],
                     key=None,
                     events=events,
                 )
@@ -216,7 +215,7 @@ class Messages(Dialogues, Files):
                 channel_type=channel_type,
                 plan=[],
                 plan_failure=None,
-                direction=wire.DIRECTION_INBOUND,
+                direction=contract.DIRECTION_INBOUND,
                 text=text,
                 file_ids=file_ids,
             )
@@ -225,7 +224,7 @@ class Messages(Dialogues, Files):
                 for f in (self.files[i] for i in file_ids)
             ]
             event = build_event(
-                wire.EVENT_MESSAGE_RECEIVED,
+                contract.EVENT_MESSAGE_RECEIVED,
                 agent_id=dialogue.agent_id,
                 occurred_at=now,
                 text=text,

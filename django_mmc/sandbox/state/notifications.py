@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from ... import contract
 from ...testing import format_timestamp
 from . import documents
 from .base import linked
@@ -29,19 +30,19 @@ class Notifications(Directory):
     def _render_notification(self, n: Notification) -> dict[str, Any]:
         wire = self.wire
         return {
-            "type": wire.TYPE_NOTIFICATIONS,
+            "type": wire.type_notifications,
             "id": n.id,
             "attributes": {
-                "status": n.status,
+                "status": wire.platform_status(n.status),
                 "channelType": n.channel_type,
                 "createdAt": n.created_at,
                 "updatedAt": n.updated_at,
                 "failure": dict(n.failure) if n.failure else None,
             },
             "relationships": {
-                "recipient": linked(wire.RECIPIENT_TYPE, n.recipient),
-                "template": linked(wire.TYPE_TEMPLATES, n.template_id),
-                "channelGroup": linked(wire.TYPE_CHANNEL_GROUPS, n.channel_group_id),
+                "recipient": linked(contract.RECIPIENT_TYPE, n.recipient),
+                "template": linked(wire.type_templates, n.template_id),
+                "channelGroup": linked(wire.type_channel_groups, n.channel_group_id),
             },
         }
 
@@ -50,13 +51,13 @@ class Notifications(Directory):
         wire = self.wire
         attrs, rels = documents.primary(
             document,
-            wire.TYPE_NOTIFICATIONS,
+            wire.type_notifications,
             attributes=("channelType", "context"),
             relationships=("recipient", "template", "channelGroup"),
         )
-        recipient = documents.recipient(rels, wire.RECIPIENT_TYPE)
-        template_id = documents.to_one(rels, "template", wire.TYPE_TEMPLATES)
-        group_id = documents.to_one(rels, "channelGroup", wire.TYPE_CHANNEL_GROUPS)
+        recipient = documents.recipient(rels, contract.RECIPIENT_TYPE)
+        template_id = documents.to_one(rels, "template", wire.type_templates)
+        group_id = documents.to_one(rels, "channelGroup", wire.type_channel_groups)
         assert template_id is not None and group_id is not None
         channel_type = documents.channel_type(attrs)
         group = self._group(group_id)

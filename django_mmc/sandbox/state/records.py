@@ -39,14 +39,15 @@ def is_e164(number: str) -> bool:
 class Lifecycle:
     """The status words of notifications and messages, and how they move.
 
-    Built from the wire vocabulary (``STATUS_ORDER``, ``FAILURE_STATUSES``)
-    so the words the sandbox sends always come from one object.
+    Built from our vocabulary (``STATUS_ORDER``, ``FAILURE_STATUSES``): the
+    sandbox keeps our words, and its dialect renders them on the wire
+    (:meth:`django_mmc.dialect.Dialect.platform_status`).
     """
 
-    def __init__(self, wire: Any = contract) -> None:
-        order = tuple(wire.STATUS_ORDER)
+    def __init__(self) -> None:
+        order = tuple(contract.STATUS_ORDER)
         self.order = order
-        self.failures = tuple(wire.FAILURE_STATUSES)
+        self.failures = tuple(contract.FAILURE_STATUSES)
         self.rank = {status: rank for rank, status in enumerate(order)}
         for failure in self.failures:
             self.rank[failure] = len(order)
@@ -208,8 +209,10 @@ class StoredResponse:
 
 @dataclass(frozen=True)
 class Page:
-    """A requested page of a list; ``link(number)`` gives a page's URL."""
+    """A requested page of a list; ``link(number)`` gives a page's URL.
+    ``offset`` is where it starts when the grammar says so, not the number."""
 
     number: int
     size: int
     link: Callable[[int], str]
+    offset: int | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ... import contract
 from ...testing import build_event, format_timestamp
 from .messages import Messages
 from .notifications import Notifications
@@ -29,7 +30,6 @@ class Status(Notifications, Messages):
         self, record: Delivered, status: str, failure: dict[str, str] | None
     ) -> tuple[str, dict[str, Any]]:
         # Called with the lock held; returns the status event to send.
-        wire = self.wire
         now = format_timestamp()
         record.status = status
         record.updated_at = now
@@ -40,11 +40,11 @@ class Status(Notifications, Messages):
         record.history.append({"status": status, "at": now})
         about: dict[str, str]
         if isinstance(record, Notification):
-            event_type, agent_id = wire.EVENT_NOTIFICATION_STATUS, self.notification_agent
+            event_type, agent_id = contract.EVENT_NOTIFICATION_STATUS, self.notification_agent
             about = {"notification": record.id}
         else:
             assert isinstance(record, Message)
-            event_type, agent_id = wire.EVENT_MESSAGE_STATUS, record.agent_id
+            event_type, agent_id = contract.EVENT_MESSAGE_STATUS, record.agent_id
             about = {"message": record.id, "dialogue": record.dialogue_id}
         event = build_event(
             event_type,
