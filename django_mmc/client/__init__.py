@@ -60,7 +60,7 @@ __all__ = ["MMCClient", "get_client", "reset_client"]
 
 logger = logging.getLogger("django_mmc.client")
 
-USER_AGENT = f"django-mmc/{__version__} python-requests/{requests.__version__}"
+USER_AGENT = f"django-messagemycustomer/{__version__} python-requests/{requests.__version__}"
 _MAX_PAGES = 10_000
 #: The error code of a link from the platform that points away from it.
 UNTRUSTED_LINK = "UNTRUSTED_LINK"

@@ -23,6 +23,7 @@ import logging
 from io import BytesIO
 from typing import Any
 
+from django.contrib.auth.decorators import login_not_required
 from django.db import connections, transaction
 from django.http import Http404, HttpResponse
 from django.utils.translation import gettext as _
@@ -41,13 +42,6 @@ from ..conf import mmc_settings
 from . import storage
 
 logger = logging.getLogger("django_mmc.webhooks")
-
-try:  # Django 5.1+
-    from django.contrib.auth.decorators import login_not_required
-except ImportError:  # pragma: no cover - Django 4.2
-    def login_not_required(view: Any) -> Any:
-        return view
-
 
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE

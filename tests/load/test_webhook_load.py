@@ -95,7 +95,7 @@ def gunicorn(transactional_db: Any) -> Iterator[Server]:
             try:
                 if requests.get(url, timeout=2).status_code == 405:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or accepted but not answering yet
                 pass
             time.sleep(0.2)
         yield server
