@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, router, transaction
+from django.db import IntegrityError, OperationalError, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -49,6 +49,7 @@ PROCESSED = WebhookEvent.State.PROCESSED
 WAITING = WebhookEvent.State.WAITING
 IGNORED = WebhookEvent.State.IGNORED
 STALE = WebhookEvent.State.STALE
+PENDING = WebhookEvent.State.PENDING
 #: States nothing moves an event out of but "process again".
 FINISHED = (PROCESSED, IGNORED)
 
@@ -92,42 +93,78 @@ def process_event(pk: int) -> str:
     event still ``WAITING`` for its subject after ``MMC['EVENT_WAIT_MAX_AGE']``
     seconds is given up: ``STALE``, left for the retention command."""
     alias = router.db_for_write(WebhookEvent)
+    for attempt in range(len(LOCKED_DELAYS) + 1):
+        try:
+            return _apply_stored(pk, alias)
+        except OperationalError as error:
+            if not is_locked(error):
+                return _failed(pk, alias, error)
+            if attempt == len(LOCKED_DELAYS):
+                # Still locked: the event stays PENDING for the next try (its
+                # task's retry, the batch's hand-over or the outbox sweeper).
+                logger.info("django_mmc: webhook event %s waits: the database is locked "
+                            "(%s)", pk, error)
+                return PENDING
+            time.sleep(LOCKED_DELAYS[attempt])
+        except Exception as error:  # noqa: BLE001 - recorded outside the rolled-back transaction
+            return _failed(pk, alias, error)
+    raise AssertionError("unreachable")
+
+
+#: Pauses (seconds) before processing an event again in place when the
+#: database was locked (SQLite in development, with a worker writing too).
+LOCKED_DELAYS = (0.1, 0.3, 0.9)
+
+
+def is_locked(error: BaseException) -> bool:
+    """A database that was busy, not an event that cannot be applied: SQLite's
+    "database is locked" / "database table is locked"."""
+    return isinstance(error, OperationalError) and "locked" in str(error).lower()
+
+
+def _failed(pk: int, alias: str, error: BaseException) -> str:
+    detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+    logger.warning("django_mmc: webhook event %s failed: %s", pk, detail)
     try:
-        with transaction.atomic(using=alias):
-            stored = (WebhookEvent.objects.using(alias).select_for_update()
-                      .filter(pk=pk).first())
-            if stored is None or stored.state in FINISHED:
-                return stored.state if stored else "missing"
-            event = jsonapi.parse_event(json.loads(stored.body))
-            event = replace(event, occurred_at=in_utc(event.occurred_at))
-            handler = HANDLERS.get(event.event_type)
-            try:
-                fields = jsonapi.event_fields(event)
-            except jsonapi.DocumentError as error:
-                raise EventError(str(error)) from None
-            check_agent(fields, stored.agent_key)
-            state = IGNORED if handler is None else apply(handler, event, fields,
-                                                          stored.agent_key, alias)
-            stored.error = ""
-            if state == WAITING and stored.received_at < timezone.now() - timedelta(
-                    seconds=mmc_settings.EVENT_WAIT_MAX_AGE):
-                state = STALE
-                stored.error = (f"Gave up after {mmc_settings.EVENT_WAIT_MAX_AGE} seconds: "
-                                "what it is about never became known here.")
-                logger.warning("django_mmc: webhook event %s is stale: %s", pk, stored.error)
-            stored.state = state
-            stored.attempts += 1
-            stored.processed_at = timezone.now() if state == PROCESSED else None
-            stored.save(update_fields=["state", "attempts", "error", "processed_at"])
-            return state
-    except Exception as error:  # noqa: BLE001 - recorded outside the rolled-back transaction
-        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         WebhookEvent.objects.using(alias).filter(pk=pk).update(
-            state=WebhookEvent.State.FAILED, error=detail[:4000],
-            attempts=F("attempts") + 1,
+            state=WebhookEvent.State.FAILED, error=detail[:4000], attempts=F("attempts") + 1,
         )
-        logger.warning("django_mmc: webhook event %s failed: %s", pk, detail)
-        return WebhookEvent.State.FAILED
+    except OperationalError as locked:
+        if not is_locked(locked):
+            raise
+        return PENDING  # not even recorded: it is tried again as it is
+    return WebhookEvent.State.FAILED
+
+
+def _apply_stored(pk: int, alias: str) -> str:
+    """One try at :func:`process_event`, in one transaction."""
+    with transaction.atomic(using=alias):
+        stored = (WebhookEvent.objects.using(alias).select_for_update()
+                  .filter(pk=pk).first())
+        if stored is None or stored.state in FINISHED:
+            return stored.state if stored else "missing"
+        event = jsonapi.parse_event(json.loads(stored.body))
+        event = replace(event, occurred_at=in_utc(event.occurred_at))
+        handler = HANDLERS.get(event.event_type)
+        try:
+            fields = jsonapi.event_fields(event)
+        except jsonapi.DocumentError as error:
+            raise EventError(str(error)) from None
+        check_agent(fields, stored.agent_key)
+        state = IGNORED if handler is None else apply(handler, event, fields,
+                                                      stored.agent_key, alias)
+        stored.error = ""
+        if state == WAITING and stored.received_at < timezone.now() - timedelta(
+                seconds=mmc_settings.EVENT_WAIT_MAX_AGE):
+            state = STALE
+            stored.error = (f"Gave up after {mmc_settings.EVENT_WAIT_MAX_AGE} seconds: "
+                            "what it is about never became known here.")
+            logger.warning("django_mmc: webhook event %s is stale: %s", pk, stored.error)
+        stored.state = state
+        stored.attempts += 1
+        stored.processed_at = timezone.now() if state == PROCESSED else None
+        stored.save(update_fields=["state", "attempts", "error", "processed_at"])
+        return state
 
 
 def apply(handler: Handler, event: EventResource, fields: EventFields, agent_key: str,
@@ -311,8 +348,9 @@ def process_pending(limit: int = 10_000, batch_size: int = 100,
     counts: dict[str, int] = {}
     done = 0
     quiet_since = time.monotonic()
+    locked: set[int] = set()
     while done < limit:
-        pks = list(WebhookEvent.objects.filter(state=WebhookEvent.State.PENDING)
+        pks = list(WebhookEvent.objects.filter(state=PENDING).exclude(pk__in=locked)
                    .order_by("received_at", "pk").values_list("pk", flat=True)[:batch_size])
         if not pks:
             if time.monotonic() - quiet_since >= linger:
@@ -324,6 +362,9 @@ def process_pending(limit: int = 10_000, batch_size: int = 100,
             counts[state] = counts.get(state, 0) + 1
             if state == WAITING:
                 dispatch.enqueue(Work.PROCESS_EVENT, pk, countdown=0.5)
+            elif state == PENDING:  # the database was locked: a task of its own, later
+                locked.add(pk)
+                dispatch.enqueue(Work.PROCESS_EVENT, pk, countdown=1)
         done += len(pks)
         quiet_since = time.monotonic()
     return counts

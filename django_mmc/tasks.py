@@ -95,9 +95,11 @@ def close_dialogue_on_platform(self: Any, dialogue_id: int) -> str:
              reject_on_worker_lost=True, max_retries=len(WAITING_EVENT_DELAYS),
              ignore_result=True)
 def process_event(self: Any, event_id: int) -> str:
-    """Apply one stored webhook event; retried while its subject is unknown."""
+    """Apply one stored webhook event; retried while its subject is unknown,
+    or while the database is locked (SQLite in development)."""
     state = processing.process_event(event_id)
-    if state == WebhookEvent.State.WAITING and self.request.retries < len(WAITING_EVENT_DELAYS):
+    if state in (WebhookEvent.State.WAITING, WebhookEvent.State.PENDING) and (
+            self.request.retries < len(WAITING_EVENT_DELAYS)):
         raise self.retry(countdown=WAITING_EVENT_DELAYS[self.request.retries])
     return state
 

@@ -830,3 +830,48 @@ def test_item_14_processing_runs_on_the_database_the_event_is_stored_on(
     assert on_default.captured_queries == []
     assert any("FOR UPDATE" in q["sql"] for q in on_mmc.captured_queries)
     assert Dialogue.objects.using("mmc").get().messages.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_database_leaves_the_event_pending_to_try_again(directory: Any,
+                                                                 monkeypatch: Any,
+                                                                 caplog: Any) -> None:
+    """SQLite in development: a worker and the web process write at once. A
+    locked database is not a broken event: it stays PENDING, says why, and
+    is applied on its next try (issue 16, item 3)."""
+    import threading
+
+    from django.db import connections, transaction
+
+    from django_mmc import processing
+
+    if connections["default"].vendor != "sqlite":
+        pytest.skip("only SQLite locks the whole database")
+    event = message_received(event_id="evt_locked")
+    stored = WebhookEvent.objects.create(event_id="evt_locked", agent_key="support",
+                                         event_type="message.received", body=json.dumps(event))
+    monkeypatch.setattr(processing, "LOCKED_DELAYS", (0.01, 0.02))
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        try:
+            with transaction.atomic():
+                Recipient.objects.create(phone_number="+353861234599")
+                holding.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(5)
+        assert process_event(stored.pk) == WebhookEvent.State.PENDING
+    finally:
+        release.set()
+        thread.join(10)
+    stored.refresh_from_db()
+    assert stored.state == WebhookEvent.State.PENDING and stored.attempts == 0
+    assert any("database is locked" in r.getMessage() for r in caplog.records)
+    assert process_event(stored.pk) == PROCESSED
+    assert Message.objects.filter(platform_id="55101").exists()
