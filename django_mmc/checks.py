@@ -41,6 +41,7 @@ CHECK_IDS = {
                        "Dialect).",
     "django_mmc.E020": "CONTRACT names an item a dialect does not have.",
     "django_mmc.E021": "A CONTRACT item has a value the dialect cannot use.",
+    "django_mmc.E022": "WEBHOOK_DIAGNOSIS_UNTIL is not a timestamp with a timezone (or None).",
     "django_mmc.W001": "MMC has a key django_mmc does not know (a typo?).",
     "django_mmc.W002": "The longest retry delay exceeds the Redis broker's visibility timeout.",
     "django_mmc.W003": "The cache is local to one process: no shared token or rate limit.",
@@ -353,6 +354,17 @@ def _dialect(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> M
     return []
 
 
+def _until(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    from .conf import parse_until
+
+    if value is None or parse_until(value) is not None:
+        return []
+    return [_error(rule.check_id,
+                   f"MMC['{key}'] must be a timestamp with a timezone, or None, not {value!r}.",
+                   "For example \"2026-12-04T12:00Z\": a few days ahead, while you watch "
+                   "the first deliveries. Remove it afterwards.")]
+
+
 #: One validator per kind of rule in :data:`django_mmc.conf.RULES`.
 VALIDATORS: dict[str, Any] = {
     "agent_key": _agent_key,
@@ -369,6 +381,7 @@ VALIDATORS: dict[str, Any] = {
     "rate": _rate,
     "text": _text,
     "timeout": _timeout,
+    "until": _until,
     "url": _url,
     "words": _words,
 }

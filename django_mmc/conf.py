@@ -12,11 +12,13 @@ is missing is actually needed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.dateparse import parse_datetime
 
 from . import contract
 from .dialect import Dialect, DialectError, load_dialect
@@ -65,6 +67,9 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_MAX_BODY_SIZE": 256 * 1024,
     "WEBHOOK_EVENT_RETENTION_DAYS": 30,
     "EVENT_WAIT_MAX_AGE": 3600,
+    # Until when a refused delivery's shape is logged (headers, signature
+    # shape, schemes tried): an ISO 8601 timestamp with a timezone, or None.
+    "WEBHOOK_DIAGNOSIS_UNTIL": None,
     # Bulk sends.
     "BULK_CHUNK_SIZE": 500,
     "SEND_BATCH_SIZE": 25,
@@ -137,6 +142,7 @@ RULES: dict[str, Rule] = {
     "WEBHOOK_MAX_BODY_SIZE": _number("django_mmc.E011"),
     "WEBHOOK_EVENT_RETENTION_DAYS": _number("django_mmc.E011"),
     "EVENT_WAIT_MAX_AGE": _number("django_mmc.E011"),
+    "WEBHOOK_DIAGNOSIS_UNTIL": Rule("until", "django_mmc.E022"),
     "BULK_CHUNK_SIZE": _number("django_mmc.E011"),
     "SEND_BATCH_SIZE": _number("django_mmc.E011", minimum=1, strict=False, whole=True),
     "PRIORITY_QUEUES": Rule("queues", "django_mmc.E016"),
@@ -149,6 +155,20 @@ RULES: dict[str, Rule] = {
     "OPT_IN_KEYWORDS": Rule("words", "django_mmc.E014"),
     "ALLOW_TRANSACTIONAL_TO_OPTED_OUT": Rule("flag", "django_mmc.E018"),
 }
+
+
+def parse_until(value: Any) -> datetime | None:
+    """An aware datetime from a timestamp setting (``"2026-12-04T12:00Z"``, or
+    an aware ``datetime``); ``None`` for anything else, a naive time included."""
+    if isinstance(value, str):
+        try:
+            value = parse_datetime(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, datetime) and value.tzinfo is not None \
+            and value.utcoffset() is not None:
+        return value
+    return None
 
 
 @dataclass(frozen=True)
@@ -265,6 +285,12 @@ class MMCSettings:
             except DialectError as err:
                 raise MMCConfigurationError(f"MMC['CONTRACT'] is not valid: {err}") from None
         return self._cache["_dialect"]
+
+    @property
+    def webhook_diagnosis_until(self) -> datetime | None:
+        """When the diagnosis of refused webhook deliveries ends; ``None``
+        when it is off or the value is not a timestamp with a timezone."""
+        return parse_until(self.WEBHOOK_DIAGNOSIS_UNTIL)
 
     @property
     def token_url(self) -> str:

@@ -5,7 +5,9 @@ One endpoint per configured agent (``webhooks/<agent key>/``). In order:
 1. the body size is checked on the raw body (413), before anything else;
 2. the signature header (``X-MMC-Signature``, or the dialect's) is verified
    over the raw body by the dialect's scheme against every secret of the
-   agent (rotation), in constant time (401), before anything is parsed;
+   agent (rotation), in constant time (401), before anything is parsed; while
+   ``WEBHOOK_DIAGNOSIS_UNTIL`` lies ahead, a refused delivery's shape is
+   logged (:mod:`.diagnosis`), never its body or a secret;
 3. the body is parsed as a JSON:API ``events`` document (4xx on any problem);
 4. the event is stored and handed to a worker after commit
    (:mod:`django_mmc.webhooks.storage`; a duplicate delivery finds it stored
@@ -26,6 +28,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_not_required
 from django.db import connections, transaction
 from django.http import Http404, HttpResponse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -39,7 +42,7 @@ from .. import contract, signing
 from ..client import jsonapi
 from ..client.resources import EventResource
 from ..conf import mmc_settings
-from . import storage
+from . import diagnosis, storage
 
 logger = logging.getLogger("django_mmc.webhooks")
 
@@ -148,6 +151,9 @@ class WebhookView(APIView):
             logger.warning("django_mmc: webhook for agent %s with a %s signature from %s",
                            agent_key, "wrong" if signature else "missing",
                            request.META.get("REMOTE_ADDR"))
+            if diagnosis.active(mmc_settings.webhook_diagnosis_until, timezone.now()):
+                diagnosis.log_refused_delivery(agent_key, body, request.META,
+                                               agent.webhook_secrets, dialect)
             raise BadSignature(_("The %(header)s header is missing or wrong.")
                                % {"header": dialect.signature_header})
         text, document = decode_body(request.META.get("CONTENT_TYPE"), body)
