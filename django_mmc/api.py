@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import bulk, consent, dispatch, transitions
+from .conf import mmc_settings
 from .consent import set_consent
 from .dispatch import Work, database
 from .erasure import forget_recipient
@@ -183,10 +184,18 @@ def open_dialogue(
     agent: str | None = None,
     channel_group: ChannelGroup | str | int | None = None,
     channel_type: str | None = None,
+    template: Template | str | int | None = None,
+    context: Mapping[str, Any] | None = None,
     user: AbstractBaseUser | None = None,
 ) -> Dialogue:
     """Open an exclusive dialogue with ``to`` for ``agent`` (a key of
     ``MMC['AGENTS']``, default ``MMC['DEFAULT_AGENT']``).
+
+    ``template`` (with its ``context``) is the opening template, which
+    WhatsApp needs for a conversation the business starts: the create call
+    carries it where the platform takes it there (the dialect's
+    ``opening_template`` is ``"create"``), otherwise it is stored as the
+    dialogue's first message, sent as soon as the dialogue is open.
 
     If this agent already has an open dialogue with the recipient on that
     channel group, that dialogue is returned. If another of the site's agents
@@ -195,7 +204,7 @@ def open_dialogue(
     sent meanwhile wait for it. If the platform says another agent holds the
     recipient, the dialogue ends in ``CONFLICT`` naming that agent.
     """
-    request = validate_dialogue(to, agent, channel_group, channel_type)
+    request = validate_dialogue(to, agent, channel_group, channel_type, template, context)
     phone_number, group = request.phone_number, request.channel_group
     for _attempt in range(3):
         existing = _active_dialogue(phone_number, group)
@@ -220,11 +229,23 @@ def open_dialogue(
             with transaction.atomic(using=database()):
                 recipient = (to if isinstance(to, Recipient)
                              else Recipient.objects.for_number(phone_number))
+                with_create = (request.template is not None
+                               and mmc_settings.dialect.opening_template == "create")
                 dialogue = Dialogue.objects.create(
                     agent_key=request.agent.key, recipient=recipient, channel_group=group,
                     channel_type=request.channel_type, initiated_by=InitiatedBy.AGENT,
                     opened_by_user=acting_user(user), next_attempt_at=timezone.now(),
+                    opening_template=request.template if with_create else None,
+                    opening_context=request.context if with_create else {},
                 )
+                if request.template is not None and not with_create:
+                    # Waits for the dialogue to open, and goes before any other.
+                    Message.objects.create(
+                        dialogue=dialogue, direction=Direction.OUTBOUND,
+                        template=request.template, context=request.context,
+                        channel_type=request.channel_type, created_by=acting_user(user),
+                        next_attempt_at=timezone.now(),
+                    )
                 dispatch.enqueue_on_commit(Work.OPEN_DIALOGUE, dialogue.pk)
             return dialogue
         except IntegrityError:

@@ -37,6 +37,9 @@ FILTER_STYLES = ("plain", "operators")
 PAGINATIONS = ("number", "offset", "links")
 #: How the signature's digest is written.
 SIGNATURE_ENCODINGS = ("hex", "base64")
+#: Where a dialogue's opening template goes: in its first message, or in the
+#: create call itself.
+OPENING_TEMPLATES = ("message", "create")
 
 #: The placeholders each path must carry (and no others).
 _PLACEHOLDERS = {
@@ -112,6 +115,9 @@ class Dialect:
     signature_prefix: str = ""
     #: A header whose value is signed before the body (``<timestamp>.<body>``); "" for none.
     signature_timestamp_header: str = ""
+    #: ``message``: a dialogue's opening template is its first message;
+    #: ``create``: the create call carries it (``context`` and a ``template``).
+    opening_template: str = "message"
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -128,7 +134,8 @@ class Dialect:
 
     def _validate(self) -> None:
         for name, allowed in (("filter_style", FILTER_STYLES), ("pagination", PAGINATIONS),
-                              ("signature_encoding", SIGNATURE_ENCODINGS)):
+                              ("signature_encoding", SIGNATURE_ENCODINGS),
+                              ("opening_template", OPENING_TEMPLATES)):
             if getattr(self, name) not in allowed:
                 raise DialectError(name, f"{name} is one of {', '.join(allowed)}, "
                                          f"not {getattr(self, name)!r}.")
@@ -350,6 +357,7 @@ FILTER_OPERATORS = Dialect(
     signature_encoding="base64",
     signature_prefix="sha256=",
     signature_timestamp_header="X-MMC-Timestamp",
+    opening_template="create",
 )
 
 #: The dialects shipped with django_mmc, by name.

@@ -174,7 +174,7 @@ def _anonymise_rows(recipient: Recipient) -> dict[str, int]:
         "messages": Message.objects.filter(dialogue__recipient=recipient).update(
             text="", files=[], context={}, failure_detail="", last_error=""),
         "dialogues": Dialogue.objects.filter(recipient=recipient).update(
-            failure_detail="", last_error=""),
+            opening_context={}, failure_detail="", last_error=""),
         "consent_changes": ConsentChange.objects.filter(recipient=recipient).update(detail=""),
     }
     counts["recipients"] = Recipient.objects.filter(pk=recipient.pk).update(

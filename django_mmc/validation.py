@@ -289,15 +289,22 @@ class DialogueRequest:
     phone_number: str
     channel_group: ChannelGroup
     channel_type: str
+    #: The opening template and its checked context, if one was given.
+    template: Template | None = None
+    context: dict[str, str] = field(default_factory=dict)
 
 
 def validate_dialogue(to: Recipient | str, agent: str | None,
                       channel_group: ChannelGroup | str | int | None,
-                      channel_type: str | None) -> DialogueRequest:
+                      channel_type: str | None,
+                      template: Template | str | int | None = None,
+                      context: Mapping[str, Any] | None = None) -> DialogueRequest:
     """Resolve the arguments of a dialogue to open, or raise a
-    ``ValidationError`` naming each bad one."""
+    ``ValidationError`` naming each bad one. An opening ``template`` must
+    suit the channel type, and ``context`` fill its parameters."""
     errors = Errors()
-    phone_number = group = kind = resolved_agent = None
+    phone_number = group = kind = resolved_agent = tpl = None
+    cleaned: dict[str, str] = {}
     try:
         resolved_agent = resolve_agent(agent)
     except ValidationError as err:
@@ -310,13 +317,23 @@ def validate_dialogue(to: Recipient | str, agent: str | None,
         group = resolve_channel_group(channel_group)
     except ValidationError as err:
         errors.add("channel_group", err)
+    if template is not None:
+        try:
+            tpl = resolve_template(template)
+            cleaned = tpl.validate_context(dict(context) if isinstance(context, Mapping)
+                                           else context)
+        except ValidationError as err:
+            errors.add("template" if tpl is None else "context", err)
+    elif context:
+        errors.add("context", ValidationError(
+            _("A context needs an opening template."), code="context_without_template"))
     if group is not None:
         try:
-            kind = resolve_channel_type(channel_type, group)
+            kind = resolve_channel_type(channel_type, group, tpl)
         except ValidationError as err:
             errors.add("channel_type", err)
     errors.raise_if_any()
-    return DialogueRequest(resolved_agent, phone_number, group, kind)
+    return DialogueRequest(resolved_agent, phone_number, group, kind, tpl, cleaned)
 
 
 @dataclass(frozen=True)

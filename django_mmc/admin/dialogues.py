@@ -136,7 +136,8 @@ class DialogueAdmin(PlatformOwnedAdmin):
     fieldsets = (
         (None, {"fields": ("recipient", "agent_display", "channel_group", "channel_type",
                            "status_display", "detail_display", "assigned_to", "initiated_by",
-                           "opened_by_user", "closed_by", "closed_by_user")}),
+                           "opened_by_user", "closed_by", "closed_by_user",
+                           "opening_template", "opening_context")}),
         (gettext_lazy("Times"), {"fields": ("opened_at", "last_inbound_at", "closed_at",
                                              "created_at", "updated_at")}),
         (gettext_lazy("Platform"), {"fields": (
@@ -461,8 +462,10 @@ class DialogueAdmin(PlatformOwnedAdmin):
         is reused; the user lands on the dialogue's page."""
         if not self.has_open_permission(request):
             raise PermissionDenied
-        if request.method == "POST":
-            form = OpenDialogueForm(request.POST, admin_site=self.admin_site)
+        data = request.POST if request.method == "POST" else request.GET
+        template = active_template(data.get("template"))
+        if request.method == "POST" and "_choose" not in request.POST:
+            form = OpenDialogueForm(request.POST, template=template, admin_site=self.admin_site)
             if form.is_valid():
                 started = timezone.now()
                 data = form.cleaned_data
@@ -470,13 +473,17 @@ class DialogueAdmin(PlatformOwnedAdmin):
                     dialogue = api.open_dialogue(
                         form.target, agent=data["agent"],
                         channel_group=data.get("channel_group"),
-                        channel_type=data.get("channel_type") or None, user=request.user,
+                        channel_type=data.get("channel_type") or None,
+                        template=data.get("template"),
+                        context=form.context if data.get("template") else None,
+                        user=request.user,
                     )
                 except ValidationError as error:
                     apply_api_errors(form, error, {
                         "to": form.target_field, "agent": "agent",
                         "channel_group": "channel_group", "channel_type": "channel_type",
-                    })
+                        "template": "template",
+                    }, context_fields=form.parameter_fields)
                 else:
                     if dialogue.created_at < started:
                         messages.info(request, _(
@@ -488,12 +495,20 @@ class DialogueAdmin(PlatformOwnedAdmin):
                             % {"recipient": dialogue.recipient})
                     return HttpResponseRedirect(self._change_url(dialogue))
         else:
-            form = OpenDialogueForm(initial=request.GET.dict(), admin_site=self.admin_site)
+            # The GET step (?template=<pk>) or the "Show its parameters" button.
+            initial = {k: v for k, v in data.items()
+                       if k not in ("csrfmiddlewaretoken", "_choose", "template")}
+            if template is not None:
+                initial["template"] = template.pk
+            form = OpenDialogueForm(initial=initial, template=template,
+                                    admin_site=self.admin_site)
         context = {
             **self.admin_site.each_context(request),
             "title": _("Open dialogue"),
             "opts": self.model._meta,
             "form": form,
+            "template_obj": template,
+            "preview": form.preview(),
             "media": self.media + form.media,
             "has_view_permission": self.has_view_permission(request),
         }

@@ -181,8 +181,9 @@ class SendNotificationForm(TemplateParametersMixin, _RecipientOrNumberForm):
         self.add_parameter_fields(template)
 
 
-class OpenDialogueForm(_RecipientOrNumberForm):
-    """Recipient, agent and channel group of a new dialogue."""
+class OpenDialogueForm(TemplateParametersMixin, _RecipientOrNumberForm):
+    """Recipient, agent and channel group of a new dialogue, and the
+    template it opens with (optional), with one field per parameter."""
 
     autocomplete_model = Dialogue
 
@@ -196,9 +197,18 @@ class OpenDialogueForm(_RecipientOrNumberForm):
         label=_("Channel type"), required=False,
         widget=forms.Select(attrs={"id": "mmc-channel-type"}),
     )
+    template = forms.ModelChoiceField(
+        label=_("Opening template"), required=False,
+        queryset=Template.objects.filter(is_active=True).order_by("name"),
+        empty_label=_("None"),
+        help_text=_("WhatsApp needs a template to start a conversation."),
+        widget=forms.Select(attrs={"id": "mmc-template",
+                                   "data-mmc-autosubmit": "mmc-choose-template"}),
+    )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, template: Template | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.add_parameter_fields(template)
         # Keys and platform ids only: an Agent's str() never includes its secrets.
         self.fields["agent"].choices = [
             (key, str(agent)) for key, agent in mmc_settings.agents.items()

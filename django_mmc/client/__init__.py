@@ -441,18 +441,24 @@ class MMCClient:
         channel_group_id: str,
         channel_type: str,
         idempotency_key: str,
+        template_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> DialogueResource:
-        """Open a dialogue. Raises :class:`MMCConflictError` (``DIALOGUE_ACTIVE``)
+        """Open a dialogue, with its opening template (``template_id`` and
+        ``context``) when given: only for a dialect whose ``opening_template``
+        is ``"create"``. Raises :class:`MMCConflictError` (``DIALOGUE_ACTIVE``)
         naming the dialogue and agent that hold the recipient."""
         dialect = self.dialect
+        attributes: dict[str, Any] = {"channelType": channel_type}
+        relationships = {
+            "recipient": (contract.RECIPIENT_TYPE, recipient),
+            "channelGroup": (dialect.type_channel_groups, channel_group_id),
+        }
+        if template_id is not None:
+            attributes["context"] = dict(context or {})
+            relationships["template"] = (dialect.type_templates, template_id)
         document = jsonapi.resource_document(
-            dialect.type_dialogues,
-            attributes={"channelType": channel_type},
-            relationships={
-                "recipient": (contract.RECIPIENT_TYPE, recipient),
-                "channelGroup": (dialect.type_channel_groups, channel_group_id),
-            },
-        )
+            dialect.type_dialogues, attributes=attributes, relationships=relationships)
         answer = self.request(
             "POST", dialect.dialogues_path.format(agent_id=agent_id), document=document,
             idempotency_key=idempotency_key,

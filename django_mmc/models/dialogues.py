@@ -86,6 +86,13 @@ class Dialogue(models.Model):
         related_name="+", verbose_name=_("assigned to"),
     )
     checked_at = models.DateTimeField(_("last polled"), null=True, blank=True)
+    #: The template the create call carried, where the dialect says the
+    #: platform takes one there (otherwise it is the dialogue's first message).
+    opening_template = models.ForeignKey(
+        Template, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("opening template"),
+    )
+    opening_context = models.JSONField(_("opening template context"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

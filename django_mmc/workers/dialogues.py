@@ -108,7 +108,7 @@ def open_on_platform(pk: int, task_id: str | None = None) -> Result:
     with transaction.atomic(using=database()):
         dialogue = (
             Dialogue.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("recipient", "channel_group")
+            .select_related("recipient", "channel_group", "opening_template")
             .filter(pk=pk, platform_id__isnull=True,
                     status__in=(DialogueStatus.OPENING, DialogueStatus.CLOSING))
             .first()
@@ -125,6 +125,9 @@ def open_on_platform(pk: int, task_id: str | None = None) -> Result:
                 channel_group_id=dialogue.channel_group.platform_id,
                 channel_type=dialogue.channel_type,
                 idempotency_key=str(dialogue.idempotency_key),
+                template_id=(dialogue.opening_template.platform_id
+                             if dialogue.opening_template_id else None),
+                context=dialogue.opening_context if dialogue.opening_template_id else None,
             )
         except MMCConflictError as error:
             if (error.code == FailureCode.DIALOGUE_ACTIVE and error.dialogue_id

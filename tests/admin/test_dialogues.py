@@ -254,3 +254,26 @@ def test_the_messages_list_shows_a_template_messages_text(admin_client: Any, dir
     html = admin_client.get(reverse("admin:django_mmc_message_changelist")).content.decode()
     assert "Hi Ann, your order is on its way:" in html
     assert "(order_shipped)" in html and "{{tracking_url}}" not in html
+
+
+def test_open_dialogue_view_offers_an_opening_template(admin_client: Any,
+                                                        directory: dict) -> None:
+    url = reverse("admin:django_mmc_dialogue_open")
+    template = directory["order_confirmed"]
+    chosen = admin_client.get(url, {"template": template.pk, "to": NUMBER})
+    html = chosen.content.decode()
+    assert 'id="mmc-parameters"' in html and "param_order_number" in html
+    assert chosen.context["form"].initial["to"] == NUMBER
+
+    missing = admin_client.post(url, {"to": NUMBER, "agent": "support",
+                                      "template": template.pk, "param_first_name": "Ann"})
+    assert missing.status_code == 200 and not Dialogue.objects.exists()
+    assert "param_order_number" in missing.context["form"].errors
+
+    response = admin_client.post(url, {"to": NUMBER, "agent": "support",
+                                       "template": template.pk, "param_first_name": "Ann",
+                                       "param_order_number": "A-1"})
+    assert response.status_code == 302
+    opening = Message.objects.get(dialogue=Dialogue.objects.get())
+    assert opening.template == template
+    assert opening.context == {"first_name": "Ann", "order_number": "A-1"}

@@ -99,11 +99,14 @@ class Dialogues(Directory):
         """Open a dialogue for ``agent_id``; 409 DIALOGUE_ACTIVE if one is open."""
         wire = self.wire
         self._agent(agent_id)
+        # An opening template rides along only where the dialect takes one.
+        with_template = wire.opening_template == "create"
         attrs, rels = documents.primary(
             document,
             wire.type_dialogues,
-            attributes=("channelType",),
-            relationships=("recipient", "channelGroup"),
+            attributes=("channelType", "context") if with_template else ("channelType",),
+            relationships=(("recipient", "channelGroup", "template") if with_template
+                           else ("recipient", "channelGroup")),
         )
         recipient = documents.recipient(rels, contract.RECIPIENT_TYPE)
         group_id = documents.to_one(rels, "channelGroup", wire.type_channel_groups)
@@ -111,6 +114,12 @@ class Dialogues(Directory):
         channel_type = documents.channel_type(attrs)
         group = self._group(group_id)
         self._check_channel(group, channel_type)
+        template_id = documents.to_one(rels, "template", wire.type_templates, required=False)
+        context = None
+        if template_id is not None:
+            context = self._check_template(template_id, channel_type, attrs.get("context"))
+        elif "context" in attrs:
+            raise invalid("'context' needs a template relationship.", "/data/attributes/context")
         events: Events = []
         with self.lock:
             active_id = self.open_dialogues.get((recipient, group_id))
@@ -132,9 +141,16 @@ class Dialogues(Directory):
                 key=key,
                 events=events,
             )
+            if template_id is not None:
+                self._add_opening_message(dialogue, template_id, context or {})
             resource = self._render_dialogue(dialogue)
         self._flush(events, ())
         return resource
+
+    def _add_opening_message(self, dialogue: Dialogue, template_id: str,
+                             context: dict[str, str]) -> None:
+        """Record the template a create call carried as the dialogue's first
+        message (the transcript's part, :class:`.messages.Messages`)."""
 
     def _owned_dialogue(self, agent_id: str, dialogue_id: str) -> Dialogue:
         # Called with the lock held.

@@ -68,6 +68,16 @@ class Messages(Dialogues, Files):
         dialogue.message_ids.append(message.id)
         return message
 
+    def _add_opening_message(self, dialogue: Dialogue, template_id: str,
+                             context: dict[str, str]) -> None:
+        # Called with the lock held, from create_dialogue.
+        self._add_message(
+            dialogue, status=self.lifecycle.accepted, now=dialogue.opened_at,
+            channel_type=dialogue.channel_type, plan=[], plan_failure=None,
+            idempotency_key=None, direction=contract.DIRECTION_OUTBOUND, text=None,
+            template_id=template_id, context=context, file_ids=[],
+        )
+
     def _dialogue_closed(self, dialogue: Dialogue) -> ApiError:
         return ApiError(
             409,
