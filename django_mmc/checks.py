@@ -42,6 +42,8 @@ CHECK_IDS = {
     "django_mmc.E020": "CONTRACT names an item a dialect does not have.",
     "django_mmc.E021": "A CONTRACT item has a value the dialect cannot use.",
     "django_mmc.E022": "WEBHOOK_DIAGNOSIS_UNTIL is not a timestamp with a timezone (or None).",
+    "django_mmc.E023": "DIRECTORY does not declare channel groups and templates as "
+                       "django_mmc reads them.",
     "django_mmc.W001": "MMC has a key django_mmc does not know (a typo?).",
     "django_mmc.W002": "The longest retry delay exceeds the Redis broker's visibility timeout.",
     "django_mmc.W003": "The cache is local to one process: no shared token or rate limit.",
@@ -365,9 +367,74 @@ def _until(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Mes
                    "the first deliveries. Remove it afterwards.")]
 
 
+#: The keys of a DIRECTORY entry, and those it must have.
+_DIRECTORY_KEYS = {
+    "channel_groups": ({"id", "name", "channel_types"}, {"id", "channel_types"}),
+    "templates": ({"id", "name", "description", "channel_types", "parameters", "preview"},
+                  {"id", "name"}),
+}
+
+
+def _directory(key: str, value: Any, rule: Rule, conf: MMCSettings, raw: Any) -> Messages:
+    problems = directory_problems(value)
+    if not problems:
+        return []
+    return [_error(rule.check_id, f"MMC['{key}'] is not valid: {problems[0]}",
+                   "Declare {\"channel_groups\": [{\"id\": \"7\", \"name\": \"Support\", "
+                   "\"channel_types\": [\"WHATSAPP\"]}], \"templates\": [{\"id\": \"101\", "
+                   "\"name\": \"order_shipped\", \"channel_types\": [\"WHATSAPP\"], "
+                   "\"parameters\": [\"first_name\"]}]}, or remove it.")]
+
+
+def directory_problems(value: Any) -> list[str]:
+    """What is wrong with a ``DIRECTORY`` value, one sentence each."""
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        return [f"it must be a dict or None, not {type(value).__name__}."]
+    problems = [f"it has no key {k!r} (only channel_groups and templates)."
+                for k in value if k not in _DIRECTORY_KEYS]
+    for kind, (allowed, needed) in _DIRECTORY_KEYS.items():
+        entries = value.get(kind) or []
+        if not isinstance(entries, (list, tuple)):
+            problems.append(f"{kind} must be a list.")
+            continue
+        ids = []
+        for index, entry in enumerate(entries):
+            where = f"{kind}[{index}]"
+            if not isinstance(entry, dict):
+                problems.append(f"{where} must be a dict.")
+                continue
+            problems += [f"{where} has no key {k!r}." for k in entry if k not in allowed]
+            problems += [f"{where} needs {k!r}." for k in sorted(needed) if not entry.get(k)]
+            if entry.get("id") not in (None, ""):
+                if not isinstance(entry["id"], (str, int)) or isinstance(entry["id"], bool):
+                    problems.append(f"{where}'s id must be text or a number.")
+                ids.append(str(entry["id"]))
+            types = entry.get("channel_types", [])
+            if not isinstance(types, (list, tuple)) or not all(
+                    isinstance(t, str) and t.strip() for t in types):
+                problems.append(f"{where}'s channel_types must be a list of channel types.")
+            for name in ("name", "description", "preview"):
+                if name in entry and not isinstance(entry[name], str):
+                    problems.append(f"{where}'s {name} must be text.")
+            parameters = entry.get("parameters", [])
+            if not isinstance(parameters, (list, tuple)) or not all(
+                    (isinstance(p, str) and p) or (isinstance(p, dict) and set(p) <= {
+                        "name", "required"} and isinstance(p.get("name"), str) and p["name"])
+                    for p in parameters):
+                problems.append(f"{where}'s parameters must be names, or dicts with a "
+                                "'name' and 'required'.")
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            problems.append(f"{kind} declares id(s) {', '.join(repeated)} more than once.")
+    return problems
+
+
 #: One validator per kind of rule in :data:`django_mmc.conf.RULES`.
 VALIDATORS: dict[str, Any] = {
     "agent_key": _agent_key,
+    "directory": _directory,
     "agents": _agents,
     "cache": _cache,
     "channel_types": _channel_types,

@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     # The platform's dialect (django_mmc.dialect): overrides of the contract's
     # assumed paths, query grammar, names and signature scheme.
     "CONTRACT": None,
+    # Channel groups and templates the platform does not list, declared here:
+    # {"channel_groups": [{"id", "name", "channel_types"}], "templates": [...]}.
+    "DIRECTORY": None,
     # Credentials of the organisation's service account.
     "CLIENT_ID": None,
     "CLIENT_SECRET": None,
@@ -117,6 +120,7 @@ RULES: dict[str, Rule] = {
     "OAUTH_FLOW": Rule("text", "django_mmc.E013"),
     "SCOPE": Rule("text", "django_mmc.E013"),
     "CONTRACT": Rule("dialect", "django_mmc.E019"),
+    "DIRECTORY": Rule("directory", "django_mmc.E023"),
     "CLIENT_ID": Rule("credential", "django_mmc.E002"),
     "CLIENT_SECRET": Rule("credential", "django_mmc.E002"),
     "ORGANISATION_ID": Rule("credential", "django_mmc.E003"),

@@ -145,6 +145,7 @@ CASES: dict[str, Case] = {
     "django_mmc.E021": Case(with_(CONTRACT={"pagination": "cursor"}), "CONTRACT"),
     "django_mmc.E022": Case(with_(WEBHOOK_DIAGNOSIS_UNTIL="2026-12-04 12:00"),
                             "WEBHOOK_DIAGNOSIS_UNTIL"),
+    "django_mmc.E023": Case(with_(DIRECTORY={"templates": [{"id": "101"}]}), "DIRECTORY"),
     "django_mmc.W007": Case(with_(FALLBACK_CHANNEL_TYPES=["WHATSAP", "SMS"]),
                             "FALLBACK_CHANNEL_TYPES"),
     "django_mmc.W001": Case(with_(CLIENT_SECRT="typo"), "CLIENT_SECRT"),

@@ -1,5 +1,7 @@
 """The directory admin: channel groups (with their channels) and templates,
-as synced from the platform; read-only, with "Sync from the platform"."""
+as synced from the platform (read-only, with "Sync from the platform"), or
+entered here by hand where the platform lists none (editable by staff with
+the model's add and change permissions)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,12 @@ from django.views.decorators.http import require_POST
 
 from ..exceptions import MMCError
 from ..models import Channel, ChannelGroup, Template
-from .base import ADMIN_CSS, GuardedActionsMixin, ReadOnlyMixin, Styled403Mixin, scrub
+from ..models.directory import Origin
+from .base import ADMIN_CSS, GuardedActionsMixin, Styled403Mixin, scrub
+from .forms import ChannelGroupEntryForm, TemplateEntryForm
+
+_UNAVAILABLE_KINDS = {"channel_groups": gettext_lazy("channel groups"),
+                      "templates": gettext_lazy("templates")}
 
 
 def sync_now(request: HttpRequest) -> bool:
@@ -31,6 +38,11 @@ def sync_now(request: HttpRequest) -> bool:
         messages.error(request, _("Could not sync from the platform: %(error)s")
                        % {"error": scrub(error)})
         return False
+    for kind, answer in counts.get("unavailable", {}).items():
+        messages.warning(request, _(
+            "The platform does not list %(kind)s (it answered %(answer)s): enter them by "
+            "hand here, or declare them in MMC['DIRECTORY'].") % {
+            "kind": _UNAVAILABLE_KINDS[kind], "answer": answer})
     messages.success(request, _(
         "Synced from the platform: %(channel_groups)d channel groups, %(channels)d channels "
         "and %(templates)d templates are active.") % counts)
@@ -83,11 +95,58 @@ class SyncMixin(GuardedActionsMixin):
         return super().changelist_view(request, extra_context)
 
 
-class ReadOnlyDirectoryAdmin(Styled403Mixin, ReadOnlyMixin, SyncMixin, admin.ModelAdmin):
-    """The platform owns the directory: it is synced, never edited here."""
+class DirectoryAdmin(Styled403Mixin, SyncMixin, admin.ModelAdmin):
+    """Rows synced from the platform or declared in the settings are only
+    viewed here; rows entered by hand (origin ``ADMIN``) can be added and
+    changed with the model's permissions. Nothing is ever deleted: a row
+    that is no longer wanted is marked inactive."""
+
+    #: The form of a row entered by hand, and its fields.
+    entry_form: type
+    entry_fields: tuple[str, ...]
 
     class Media:
         css = {"all": (ADMIN_CSS,)}
+
+    @staticmethod
+    def entered_here(obj: Any) -> bool:
+        return obj is None or obj.origin == Origin.ADMIN
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and not self.entered_here(obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def editing(self, request: HttpRequest, obj: Any) -> bool:
+        """Whether the page edits a row entered by hand (or adds one)."""
+        return self.entered_here(obj) and (
+            self.has_add_permission(request) if obj is None
+            else self.has_change_permission(request, obj))
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if self.editing(request, obj):
+            return (*self.entry_fields, "origin")
+        return self.fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if self.editing(request, obj):
+            return ("origin",)
+        return self.readonly_fields
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False,
+                 **kwargs: Any) -> Any:
+        if self.editing(request, obj):
+            kwargs["form"] = self.entry_form
+            kwargs["fields"] = [f for f in self.entry_fields if f != "origin"]
+        return super().get_form(request, obj, change, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            obj.origin = Origin.ADMIN
+        super().save_model(request, obj, form, change)
 
 
 class ChannelInline(admin.TabularInline):
@@ -108,13 +167,22 @@ class ChannelInline(admin.TabularInline):
         return False
 
 
-class ChannelGroupAdmin(ReadOnlyDirectoryAdmin):
-    list_display = ("name", "platform_id", "channel_types_display", "is_active", "synced_at")
-    list_filter = ("is_active", "channels__channel_type")
+class ChannelGroupAdmin(DirectoryAdmin):
+    list_display = ("name", "platform_id", "channel_types_display", "is_active", "origin",
+                    "synced_at")
+    list_filter = ("is_active", "origin", "channels__channel_type")
     search_fields = ("name", "platform_id", "channels__name", "channels__platform_id")
-    fields = ("name", "platform_id", "is_active", "synced_at")
+    fields = ("name", "platform_id", "is_active", "origin", "synced_at")
     readonly_fields = fields
     inlines = (ChannelInline,)
+    entry_form = ChannelGroupEntryForm
+    entry_fields = ("platform_id", "name", "channel_types_text", "is_active")
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        from ..directory import set_group_channel_types
+
+        super().save_model(request, obj, form, change)
+        set_group_channel_types(obj, form.cleaned_data["channel_types_text"])
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # One query for all rows' channels, not one per row.
@@ -125,14 +193,17 @@ class ChannelGroupAdmin(ReadOnlyDirectoryAdmin):
         return ", ".join(obj.channel_types()) or "-"
 
 
-class TemplateAdmin(ReadOnlyDirectoryAdmin):
+class TemplateAdmin(DirectoryAdmin):
     list_display = ("name", "platform_id", "description", "channel_types_display",
-                    "parameters_display", "is_active", "synced_at")
-    list_filter = ("is_active",)
+                    "parameters_display", "is_active", "origin", "synced_at")
+    list_filter = ("is_active", "origin")
     search_fields = ("name", "platform_id", "description")
     fields = ("name", "platform_id", "description", "channel_types_display",
-              "parameters_display", "preview_display", "is_active", "synced_at")
+              "parameters_display", "preview_display", "is_active", "origin", "synced_at")
     readonly_fields = fields
+    entry_form = TemplateEntryForm
+    entry_fields = ("platform_id", "name", "description", "channel_types_text",
+                    "required_parameters", "optional_parameters", "preview", "is_active")
     change_form_template = "admin/django_mmc/template/change_form.html"
 
     @admin.display(description=gettext_lazy("channel types"))

@@ -249,3 +249,78 @@ class RecipientAdminForm(forms.ModelForm):
             return normalize_phone_number(value)
         except ValidationError as err:
             raise ValidationError(err.messages, code="invalid_phone_number") from None
+
+
+def _words(value: str) -> list[str]:
+    """``"WHATSAPP, sms"`` as ``["WHATSAPP", "SMS"]``, in order, once each."""
+    return list(dict.fromkeys(w.strip().upper() for w in (value or "").split(",") if w.strip()))
+
+
+def _names(value: str) -> list[str]:
+    return list(dict.fromkeys(w.strip() for w in (value or "").split(",") if w.strip()))
+
+
+class ChannelGroupEntryForm(forms.ModelForm):
+    """A channel group the platform does not list, entered by hand: its id
+    (provided at setup), its name and its channel types."""
+
+    channel_types_text = forms.CharField(
+        label=_("Channel types"), max_length=200,
+        help_text=_("Separated by commas, e.g. WHATSAPP, SMS."))
+
+    class Meta:
+        model = ChannelGroup
+        fields = ["platform_id", "name", "is_active"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["channel_types_text"].initial = ", ".join(self.instance.channel_types())
+
+    def clean_channel_types_text(self) -> list[str]:
+        return _words(self.cleaned_data.get("channel_types_text", ""))
+
+
+class TemplateEntryForm(forms.ModelForm):
+    """A template the platform does not list, entered by hand: its id,
+    name, channel types and parameters."""
+
+    channel_types_text = forms.CharField(
+        label=_("Channel types"), max_length=200, required=False,
+        help_text=_("Separated by commas, e.g. WHATSAPP, SMS."))
+    required_parameters = forms.CharField(
+        label=_("Required parameters"), max_length=1000, required=False,
+        help_text=_("Names separated by commas, e.g. first_name, order_number."))
+    optional_parameters = forms.CharField(
+        label=_("Optional parameters"), max_length=1000, required=False,
+        help_text=_("Names separated by commas."))
+
+    class Meta:
+        model = Template
+        fields = ["platform_id", "name", "description", "preview", "is_active"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            required = set(self.instance.required_parameters)
+            names = self.instance.parameter_names
+            self.fields["channel_types_text"].initial = ", ".join(
+                str(t) for t in self.instance.channel_types or [])
+            self.fields["required_parameters"].initial = ", ".join(
+                n for n in names if n in required)
+            self.fields["optional_parameters"].initial = ", ".join(
+                n for n in names if n not in required)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        required = _names(cleaned.get("required_parameters", ""))
+        optional = _names(cleaned.get("optional_parameters", ""))
+        both = sorted(set(required) & set(optional))
+        if both:
+            self.add_error("optional_parameters", _(
+                "%(names)s cannot be both required and optional.") % {"names": ", ".join(both)})
+        self.instance.channel_types = _words(cleaned.get("channel_types_text", ""))
+        self.instance.parameters = (
+            [{"name": n, "required": True} for n in required]
+            + [{"name": n, "required": False} for n in optional if n not in required])
+        return cleaned

@@ -7,13 +7,25 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
+class Origin(models.TextChoices):
+    """Where a channel group or template row came from. Only rows synced from
+    the platform are ever marked inactive by a sync."""
+
+    PLATFORM = "PLATFORM", _("Synced from the platform")
+    ADMIN = "ADMIN", _("Entered by hand")
+    SETTINGS = "SETTINGS", _("Declared in the settings")
+
+
 class ChannelGroup(models.Model):
     """A set of channels (one WhatsApp number, one SMS sender...) serving one
-    business function; synced from the platform."""
+    business function; synced from the platform, or entered by hand or in
+    ``MMC["DIRECTORY"]`` where the platform lists none."""
 
     platform_id = models.CharField(_("platform id"), max_length=64, unique=True)
     name = models.CharField(_("name"), max_length=200, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    origin = models.CharField(_("origin"), max_length=16, choices=Origin.choices,
+                              default=Origin.PLATFORM)
     synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
 
     class Meta:
@@ -59,7 +71,8 @@ class Template(models.Model):
     """A message template defined on the platform, with its parameters.
 
     A template that disappears upstream is marked inactive, never deleted
-    while a notification or message refers to it."""
+    while a notification or message refers to it. Where the platform lists
+    none, templates are entered by hand or in ``MMC["DIRECTORY"]``."""
 
     platform_id = models.CharField(_("platform id"), max_length=64, unique=True)
     name = models.CharField(_("name"), max_length=200, db_index=True)
@@ -69,6 +82,8 @@ class Template(models.Model):
     parameters = models.JSONField(_("parameters"), default=list, blank=True)
     preview = models.TextField(_("preview"), blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    origin = models.CharField(_("origin"), max_length=16, choices=Origin.choices,
+                              default=Origin.PLATFORM)
     synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
 
     class Meta:
