@@ -37,7 +37,7 @@ from .status import (
 from .validation import (
     Errors,
     acting_user,
-    resolve_phone_number,
+    resolve_address,
     resolve_send_options,
     validate_dialogue,
     validate_message,
@@ -79,7 +79,9 @@ def send_notification(
 ) -> Notification:
     """Send a template-based notification to ``to``.
 
-    ``to`` is an E.164 number or a :class:`Recipient`; ``template`` a
+    ``to`` is an E.164 number or a :class:`Recipient` (one known only by the
+    platform's customer id too: ``Recipient.objects.for_customer("8812")``);
+    ``template`` a
     :class:`Template`, its platform id or its name; ``context`` the template's
     parameters. ``channel_group`` and ``channel_type`` default to the
     ``MMC`` settings.
@@ -104,7 +106,7 @@ def send_notification(
     errors = Errors()
     phone_number = cleaned = None
     try:
-        phone_number = resolve_phone_number(to)
+        phone_number = resolve_address(to)
     except ValidationError as err:
         errors.add("to", err)
     options = resolve_send_options(
@@ -207,7 +209,7 @@ def open_dialogue(
     request = validate_dialogue(to, agent, channel_group, channel_type, template, context)
     phone_number, group = request.phone_number, request.channel_group
     for _attempt in range(3):
-        existing = _active_dialogue(phone_number, group)
+        existing = _active_dialogue(to, phone_number, group)
         if existing is not None and existing.status == DialogueStatus.CLOSING:
             # Its close is still pending on the platform: it ends here, and
             # never keeps the customer from a new dialogue.
@@ -253,11 +255,13 @@ def open_dialogue(
     raise ValidationError({"to": _("Could not open a dialogue; try again.")})
 
 
-def _active_dialogue(phone_number: str, group: ChannelGroup) -> Dialogue | None:
+def _active_dialogue(to: Recipient | str, phone_number: str, group: ChannelGroup
+                     ) -> Dialogue | None:
+    by_recipient = ({"recipient": to} if isinstance(to, Recipient)
+                    else {"recipient__phone_number": phone_number})
     return (
         Dialogue.objects.filter(
-            recipient__phone_number=phone_number, channel_group=group,
-            status__in=ACTIVE_DIALOGUE_STATUSES,
+            **by_recipient, channel_group=group, status__in=ACTIVE_DIALOGUE_STATUSES,
         ).select_related("recipient", "channel_group").first()
     )
 
@@ -320,7 +324,7 @@ def retry_notification(notification: Notification, *, user: AbstractBaseUser | N
                                 transactional=notification.transactional):
             raise ValidationError(
                 _("%(recipient)s opted out of %(type)s messages since; not retried."),
-                code="opted_out", params={"recipient": notification.recipient.phone_number,
+                code="opted_out", params={"recipient": notification.recipient.address,
                                           "type": notification.channel_type})
         if notification.maybe_sent and notification.platform_id is None:
             try:

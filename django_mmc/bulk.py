@@ -102,14 +102,15 @@ def send_bulk(
 def _build_chunk(chunk: list[tuple[Any, Any]], template: Template, group: ChannelGroup,
                  kind: str, created_by: Any, offset: int, options: dict[str, Any],
                  transactional: bool) -> list[Notification]:
-    numbers: list[str] = []
+    numbers: list[Any] = []  # a number, or a Recipient's pk (it may have none)
     contexts: list[dict[str, str]] = []
-    known: dict[str, Recipient] = {}
+    known: dict[Any, Recipient] = {}
     for index, (to, context) in enumerate(chunk, start=offset):
         try:
             if isinstance(to, Recipient):
-                known[to.phone_number] = to
-                numbers.append(to.phone_number)
+                key = ("pk", to.pk)
+                known[key] = to
+                numbers.append(key)
             else:
                 numbers.append(normalize_phone_number(to))
             contexts.append(template.validate_context(

@@ -118,6 +118,13 @@ class Dialect:
     #: ``message``: a dialogue's opening template is its first message;
     #: ``create``: the create call carries it (``context`` and a ``template``).
     opening_template: str = "message"
+    #: The resource type of a recipient given by the platform's customer id
+    #: (a phone number is always the published ``customers`` type). Where the
+    #: two are one type, a phone number is told apart by its leading ``+``.
+    customer_id_type: str = "customer-ids"
+    #: The key of a recipient linkage's ``meta`` that gives the customer's
+    #: number beside its customer id, so the two are linked.
+    recipient_number_meta: str = "phoneNumber"
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -154,6 +161,9 @@ class Dialect:
         if not self.signature_header or not self.type_events or not self.name:
             raise DialectError("signature_header", "signature_header, the type names and the "
                                                    "name must not be empty.")
+        for name in ("customer_id_type", "recipient_number_meta"):
+            if not getattr(self, name):
+                raise DialectError(name, f"{name} must not be empty.")
         unknown = sorted(set(self.event_names) - set(_OUR_EVENTS))
         if unknown:
             raise DialectError("event_names", f"event_names maps our event types "
@@ -209,6 +219,36 @@ class Dialect:
             return {"page[limit]": size, "page[offset]": 0}
         return {}
 
+    # -- recipients -------------------------------------------------------------
+
+    def recipient_linkage(self, phone_number: str | None,
+                          customer_id: str | None) -> tuple[str, str]:
+        """``(type, id)`` of the recipient a request names: the E.164 number
+        where it is known (the published form), else the customer id."""
+        if phone_number:
+            return contract.RECIPIENT_TYPE, phone_number
+        if customer_id:
+            return self.customer_id_type, customer_id
+        raise DialectError("recipient", "A recipient needs a phone number or a customer id.")
+
+    def read_recipient(self, linkage: Any) -> tuple[str | None, str | None]:
+        """``(phone_number, customer_id)`` named by a recipient linkage, each
+        ``None`` when it does not give it."""
+        if not isinstance(linkage, Mapping) or linkage.get("id") in (None, ""):
+            return None, None
+        ident = str(linkage["id"])
+        if not self.names_customer_id(linkage.get("type"), ident):
+            return ident, None
+        meta = linkage.get("meta")
+        number = meta.get(self.recipient_number_meta) if isinstance(meta, Mapping) else None
+        return (number if isinstance(number, str) and number else None), ident
+
+    def names_customer_id(self, resource_type: Any, ident: str) -> bool:
+        """Whether a recipient linkage of this type and id is a customer id
+        (otherwise it is a phone number)."""
+        return resource_type == self.customer_id_type and (
+            resource_type != contract.RECIPIENT_TYPE or not ident.startswith("+"))
+
     # -- words ----------------------------------------------------------------
 
     def our_status(self, word: str) -> str | None:
@@ -253,11 +293,25 @@ class Dialect:
         for name, rel in (data.get("relationships") or {}).items():
             linkage = rel.get("data") if isinstance(rel, Mapping) else None
             if isinstance(linkage, Mapping):
-                rel = {**rel, "data": {**linkage, "type": self.type_name(linkage["type"])}}
+                linkage = {**linkage, "type": self.type_name(linkage["type"])}
+                if name == "recipient":
+                    linkage = self._wire_recipient(linkage)
+                rel = {**rel, "data": linkage}
             relationships[name] = rel
         data.update(type=self.type_name(data["type"]), attributes=attributes,
                     relationships=relationships)
         return {**document, "data": data}
+
+    def _wire_recipient(self, linkage: dict[str, Any]) -> dict[str, Any]:
+        # A customer id goes out as this dialect's type, and the number
+        # beside it under this dialect's meta key.
+        if linkage.get("type") == DEFAULT_DIALECT.customer_id_type:
+            linkage["type"] = self.customer_id_type
+        meta = linkage.get("meta")
+        if isinstance(meta, Mapping) and DEFAULT_DIALECT.recipient_number_meta in meta:
+            linkage["meta"] = {self.recipient_number_meta:
+                               meta[DEFAULT_DIALECT.recipient_number_meta]}
+        return linkage
 
     # -- signatures ---------------------------------------------------------------
 
@@ -358,6 +412,8 @@ FILTER_OPERATORS = Dialect(
     signature_prefix="sha256=",
     signature_timestamp_header="X-MMC-Timestamp",
     opening_template="create",
+    customer_id_type="customer",
+    recipient_number_meta="msisdn",
 )
 
 #: The dialects shipped with django_mmc, by name.

@@ -73,7 +73,7 @@ class ErasureReport:
 
 
 def is_erased(recipient: Recipient) -> bool:
-    return recipient.phone_number.startswith(ERASED_PREFIX)
+    return (recipient.phone_number or "").startswith(ERASED_PREFIX)
 
 
 def forget_recipient(recipient: Recipient | int | str) -> ErasureReport:
@@ -94,7 +94,7 @@ def forget_recipient(recipient: Recipient | int | str) -> ErasureReport:
     recipient has still has its webhook bodies erased."""
     with transaction.atomic(using=database()):
         found, number = _lock(recipient)
-        old_label = str(found) if found is not None and number else ""
+        old_label = str(found) if found is not None and not is_erased(found) else ""
         platform_ids: set[str] = set()
         counts: dict[str, int] = {}
         if found is not None:
@@ -137,7 +137,7 @@ def _lock(value: Recipient | int | str) -> tuple[Recipient | None, str]:
         return rows.filter(phone_number=number).first(), number
     if found is None:
         raise ValidationError(_("No such recipient."), code="not_found")
-    return found, "" if is_erased(found) else found.phone_number
+    return found, "" if is_erased(found) else (found.phone_number or "")
 
 
 def _refuse_while_busy(recipient: Recipient) -> None:
@@ -178,7 +178,7 @@ def _anonymise_rows(recipient: Recipient) -> dict[str, int]:
         "consent_changes": ConsentChange.objects.filter(recipient=recipient).update(detail=""),
     }
     counts["recipients"] = Recipient.objects.filter(pk=recipient.pk).update(
-        phone_number=f"{ERASED_PREFIX}{recipient.pk}", name="", metadata={})
+        phone_number=f"{ERASED_PREFIX}{recipient.pk}", customer_id=None, name="", metadata={})
     recipient.refresh_from_db()
     return counts
 
@@ -240,12 +240,21 @@ def redacted_body(body: str, number: str = "") -> str:
 def _erase_admin_history(recipient: Recipient | None, number: str, old_label: str) -> int:
     """The admin's change history names objects by their ``str()``, which
     for a recipient (and what refers to it) holds the name and number."""
-    if not apps.is_installed("django.contrib.admin") or not number:
+    if not apps.is_installed("django.contrib.admin") or not (number or old_label):
         return 0
     from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
 
     count = 0
     label = recipient.phone_number if recipient is not None else _("erased recipient")
+    if recipient is not None and old_label:
+        # The recipient's own entries, found by id: a recipient known only by
+        # its customer id has no number to look for.
+        count += LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(Recipient),
+            object_id=str(recipient.pk)).exclude(object_repr=label).update(object_repr=label)
+    if not number:
+        return count
     for entry in LogEntry.objects.filter(object_repr__contains=number).only("pk", "object_repr"):
         text = entry.object_repr.replace(old_label, label) if old_label else entry.object_repr
         LogEntry.objects.filter(pk=entry.pk).update(

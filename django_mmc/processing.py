@@ -242,8 +242,10 @@ def find_or_create_dialogue(event: EventResource, fields: EventFields, agent_key
     platform_id = _required(fields.dialogue_id, "dialogue")
     dialogue = Dialogue.objects.select_for_update().filter(platform_id=platform_id).first()
     if dialogue is not None:
+        if fields.customer_id:
+            link_customer(dialogue.recipient, fields.customer_id)
         return _same_agent(dialogue, agent_key)
-    recipient = Recipient.objects.for_number(_required(fields.recipient, "recipient"))
+    recipient = event_recipient(fields)
     group = _group(_required(fields.channel_group_id, "channelGroup"))
     occurred = event.occurred_at or timezone.now()
     active = list(Dialogue.objects.select_for_update().filter(
@@ -276,6 +278,31 @@ def find_or_create_dialogue(event: EventResource, fields: EventFields, agent_key
         agent_key=agent_key, recipient=recipient, channel_group=group,
         channel_type=fields.channel_type, platform_id=platform_id,
         initiated_by=fields.initiated_by, opened_at=occurred)
+
+
+def event_recipient(fields: EventFields) -> Recipient:
+    """The recipient an event names: by its number, by the platform's
+    customer id, or by both (found or created, and the two linked). A value
+    that is neither raises ``ValidationError``."""
+    if fields.customer_id:
+        return Recipient.objects.for_customer(fields.customer_id,
+                                              phone_number=fields.recipient)
+    return Recipient.objects.for_number(_required(fields.recipient, "recipient"))
+
+
+def link_customer(recipient: Recipient, customer_id: str) -> None:
+    """Give a recipient the site knows by number the customer id an event
+    about its dialogue names, unless another recipient has that id."""
+    if recipient.customer_id or customer_id.startswith("+"):
+        return
+    if Recipient.objects.filter(customer_id=customer_id).exists():
+        return
+    try:
+        with transaction.atomic(using=router.db_for_write(Recipient)):
+            Recipient.objects.filter(pk=recipient.pk, customer_id__isnull=True).update(
+                customer_id=customer_id[:64])
+    except IntegrityError:  # linked to another recipient meanwhile: left as it is
+        pass
 
 
 def _older_than_known(occurred: datetime, recipient: Recipient, group: ChannelGroup) -> bool:

@@ -114,10 +114,12 @@ def build_event(
     ``message.received``
         ``text``, ``channel_type`` (required), ``files`` (list of
         ``{"id", "name", "contentType", "size", "url"}``), ``message``,
-        ``dialogue``, ``recipient`` (E.164 number), ``channel_group`` (ids).
+        ``dialogue``, ``recipient`` (E.164 number), ``channel_group`` (ids);
+        ``customer_id`` (optional: the recipient named by the platform's
+        customer id, with ``recipient``, if not ``None``, in its ``meta``).
     ``dialogue.opened``
         ``initiated_by`` (``AGENT``/``RECIPIENT``), ``channel_type``,
-        ``dialogue``, ``recipient``, ``channel_group``.
+        ``dialogue``, ``recipient``, ``channel_group``; ``customer_id``.
     ``dialogue.closed``
         ``closed_by``, ``dialogue``.
 
@@ -143,6 +145,8 @@ def build_event(
     else:
         allowed = {kw for _, kw, _ in _ATTRIBUTES[event_type]}
         allowed |= {kw for _, kw, _ in _RELATIONSHIPS[event_type]}
+        if "recipient" in allowed:
+            allowed.add("customer_id")
         unexpected = sorted(set(fields) - allowed)
         if unexpected:
             raise TypeError(
@@ -164,6 +168,12 @@ def build_event(
             attributes[name] = value
         for name, keyword, resource_type in _RELATIONSHIPS[event_type]:
             relationships[name] = _linkage(resource_type, fields[keyword])
+        if fields.get("customer_id"):
+            # The customer named by its platform id, with its number (if any) beside it.
+            linkage = {"type": DEFAULT_DIALECT.customer_id_type, "id": str(fields["customer_id"])}
+            if fields.get("recipient"):
+                linkage["meta"] = {DEFAULT_DIALECT.recipient_number_meta: fields["recipient"]}
+            relationships["recipient"] = {"data": linkage}
 
     agent = contract.EVENT_AGENT_RELATIONSHIP
     relationships[agent.wire] = _linkage(agent.resource_type, agent_id)

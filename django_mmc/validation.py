@@ -61,10 +61,14 @@ def acting_user(user: Any) -> Any:
 # -- resolving arguments -------------------------------------------------------
 
 
-def resolve_phone_number(to: Recipient | str) -> str:
-    """The E.164 number of ``to`` (a Recipient or a number)."""
+def resolve_address(to: Recipient | str) -> str:
+    """How ``to`` is reached: a number in E.164 form, or a Recipient's number
+    (its platform customer id for a recipient known only by that)."""
     if isinstance(to, Recipient):
-        return to.phone_number
+        if to.pk is None or not to.address:
+            raise ValidationError(_("Save the recipient first, with a phone number or a "
+                                    "platform customer id."), code="unsaved_recipient")
+        return to.address
     return normalize_phone_number(to)
 
 
@@ -286,6 +290,7 @@ class DialogueRequest:
     """A validated :func:`django_mmc.api.open_dialogue` call."""
 
     agent: Agent
+    #: The number, or the platform customer id of a recipient known only by that.
     phone_number: str
     channel_group: ChannelGroup
     channel_type: str
@@ -310,7 +315,7 @@ def validate_dialogue(to: Recipient | str, agent: str | None,
     except ValidationError as err:
         errors.add("agent", err)
     try:
-        phone_number = resolve_phone_number(to)
+        phone_number = resolve_address(to)
     except ValidationError as err:
         errors.add("to", err)
     try:

@@ -76,12 +76,13 @@ def list_time(value: datetime | None) -> SafeString | str:
 
 
 def recipient_cell(recipient: Any) -> SafeString:
-    """A recipient in a narrow column: the name, with the number under it."""
+    """A recipient in a narrow column: the name, with the number (or the
+    platform customer id) under it."""
     if recipient.name:
         return format_html('<span class="mmc-name">{}</span>'
                            '<span class="mmc-cell-detail mmc-muted">{}</span>',
-                           recipient.name, recipient.phone_number)
-    return format_html('<span class="mmc-name mmc-number">{}</span>', recipient.phone_number)
+                           recipient.name, recipient.address)
+    return format_html('<span class="mmc-name mmc-number">{}</span>', recipient.address)
 
 
 def status_cell(code: str | None, label: Any, at: datetime | None,

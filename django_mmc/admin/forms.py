@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..conf import mmc_settings
 from ..models import Channel, ChannelGroup, Dialogue, Notification, Recipient, Template
-from ..models.recipients import normalize_phone_number
+from ..models.recipients import normalize_customer_id, normalize_phone_number
 from ..status import Priority
 
 #: Prefix of the form field of each template parameter: ``param_first_name``.
@@ -237,18 +237,39 @@ class TemplateReplyForm(TemplateParametersMixin, forms.Form):
 
 
 class RecipientAdminForm(forms.ModelForm):
-    """A recipient's number is stored in E.164 form, whatever was typed."""
+    """A recipient's number is stored in E.164 form, whatever was typed; a
+    recipient needs a number, the platform's customer id, or both."""
 
     class Meta:
         model = Recipient
-        fields = ["phone_number", "name", "metadata"]
+        fields = ["phone_number", "customer_id", "name", "metadata"]
 
-    def clean_phone_number(self) -> str:
+    def clean_phone_number(self) -> str | None:
         value = self.cleaned_data.get("phone_number")
+        if not value:
+            return None
         try:
             return normalize_phone_number(value)
         except ValidationError as err:
             raise ValidationError(err.messages, code="invalid_phone_number") from None
+
+    def clean_customer_id(self) -> str | None:
+        value = self.cleaned_data.get("customer_id")
+        if not value:
+            return None
+        try:
+            return normalize_customer_id(value)
+        except ValidationError as err:
+            raise ValidationError(err.messages, code="invalid_customer_id") from None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        number = cleaned.get("phone_number", self.instance.phone_number)
+        customer_id = cleaned.get("customer_id", self.instance.customer_id)
+        if not self.errors and not number and not customer_id:
+            raise ValidationError(_("Give a phone number or a platform customer id."),
+                                  code="required")
+        return cleaned
 
 
 def _words(value: str) -> list[str]:

@@ -55,15 +55,16 @@ class ConsentChangeInline(ReadOnlyMixin, admin.TabularInline):
 
 class RecipientAdmin(Styled403Mixin, GuardedActionsMixin, admin.ModelAdmin):
     form = RecipientAdminForm
-    list_display = ("phone_number", "name", "opted_out_display", "created_at", "links")
-    search_fields = ("phone_number", "name")
-    search_help_text = gettext_lazy("Phone number or name.")
+    list_display = ("phone_number", "customer_id", "name", "opted_out_display", "created_at",
+                    "links")
+    search_fields = ("phone_number", "name", "customer_id")
+    search_help_text = gettext_lazy("Phone number, name or platform customer id.")
     date_hierarchy = "created_at"
     ordering = ("phone_number",)
     show_full_result_count = False
     change_form_template = "admin/django_mmc/recipient/change_form.html"
-    fields = ("phone_number", "name", "metadata", "opted_out_display", "created_at",
-              "updated_at")
+    fields = ("phone_number", "customer_id", "name", "metadata", "opted_out_display",
+              "created_at", "updated_at")
     inlines = (ConsentChangeInline,)
     actions = ("forget_selected",)
 
@@ -72,12 +73,15 @@ class RecipientAdmin(Styled403Mixin, GuardedActionsMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Recipient | None = None
                             ) -> tuple[str, ...]:
-        # The number identifies the recipient on the platform and in every
-        # notification already sent: it is set once, never rewritten.
-        # Consent changes only through the buttons, which log who and when.
+        # The number and the customer id identify the recipient on the
+        # platform and in every notification already sent: each is set once,
+        # never rewritten. Consent changes only through the buttons, which
+        # log who and when.
+        fixed = ("opted_out_display", "created_at", "updated_at")
         if obj is not None:
-            return ("phone_number", "opted_out_display", "created_at", "updated_at")
-        return ("opted_out_display", "created_at", "updated_at")
+            fixed += tuple(name for name in ("phone_number", "customer_id")
+                           if getattr(obj, name))
+        return fixed
 
     def get_inlines(self, request: HttpRequest, obj: Recipient | None) -> tuple:
         return self.inlines if obj is not None else ()  # a new recipient has no history
@@ -216,7 +220,9 @@ class RecipientAdmin(Styled403Mixin, GuardedActionsMixin, admin.ModelAdmin):
         obj = self.get_object(request, unquote(object_id))
         extra: dict[str, Any] = dict(extra_context or {})
         if obj is not None:
-            query = urlencode({"to": obj.phone_number})
+            # A recipient known only by its customer id is picked, not typed.
+            query = urlencode({"to": obj.phone_number} if obj.phone_number
+                              else {"recipient": obj.pk})
             if request.user.has_perm("django_mmc.send_notification"):
                 extra["send_url"] = reverse("admin:django_mmc_notification_send",
                                             current_app=self.admin_site.name) + "?" + query

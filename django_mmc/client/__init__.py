@@ -356,21 +356,23 @@ class MMCClient:
     def create_notification(
         self,
         *,
-        recipient: str,
+        recipient: str | None,
         template_id: str,
         channel_group_id: str,
         channel_type: str,
         context: Mapping[str, Any] | None,
         idempotency_key: str,
+        customer_id: str | None = None,
     ) -> NotificationResource:
-        """Send a notification. A repeat with the same ``idempotency_key``
-        returns the first result instead of sending again."""
+        """Send a notification to ``recipient`` (an E.164 number) or, without
+        one, to the platform's ``customer_id``. A repeat with the same
+        ``idempotency_key`` returns the first result instead of sending again."""
         dialect = self.dialect
         document = jsonapi.resource_document(
             dialect.type_notifications,
             attributes={"channelType": channel_type, "context": dict(context or {})},
             relationships={
-                "recipient": (contract.RECIPIENT_TYPE, recipient),
+                "recipient": dialect.recipient_linkage(recipient, customer_id),
                 "template": (dialect.type_templates, template_id),
                 "channelGroup": (dialect.type_channel_groups, channel_group_id),
             },
@@ -437,21 +439,24 @@ class MMCClient:
         self,
         agent_id: str,
         *,
-        recipient: str,
+        recipient: str | None,
         channel_group_id: str,
         channel_type: str,
         idempotency_key: str,
         template_id: str | None = None,
         context: Mapping[str, Any] | None = None,
+        customer_id: str | None = None,
     ) -> DialogueResource:
-        """Open a dialogue, with its opening template (``template_id`` and
-        ``context``) when given: only for a dialect whose ``opening_template``
-        is ``"create"``. Raises :class:`MMCConflictError` (``DIALOGUE_ACTIVE``)
-        naming the dialogue and agent that hold the recipient."""
+        """Open a dialogue with ``recipient`` (an E.164 number) or, without
+        one, the platform's ``customer_id``; with its opening template
+        (``template_id`` and ``context``) when given: only for a dialect whose
+        ``opening_template`` is ``"create"``. Raises :class:`MMCConflictError`
+        (``DIALOGUE_ACTIVE``) naming the dialogue and agent that hold the
+        recipient."""
         dialect = self.dialect
         attributes: dict[str, Any] = {"channelType": channel_type}
         relationships = {
-            "recipient": (contract.RECIPIENT_TYPE, recipient),
+            "recipient": dialect.recipient_linkage(recipient, customer_id),
             "channelGroup": (dialect.type_channel_groups, channel_group_id),
         }
         if template_id is not None:

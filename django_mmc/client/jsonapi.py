@@ -300,12 +300,18 @@ def parse_event(document: Any) -> EventResource:
     related = {
         name: related_id(obj, name) for name in (rels if isinstance(rels, Mapping) else {})
     }
+    customer_id = None
+    if isinstance(rels, Mapping) and "recipient" in rels:
+        recipient = rels["recipient"]
+        related["recipient"], customer_id = words.read_recipient(
+            recipient.get("data") if isinstance(recipient, Mapping) else None)
     return EventResource(
         id=str(obj["id"]),
         event_type=event_type,
         occurred_at=parse_timestamp(attrs.pop("occurredAt", None)),
         attributes=attrs,
         related=related,
+        customer_id=customer_id,
     )
 
 
@@ -330,7 +336,8 @@ def event_fields(event: EventResource) -> EventFields:
     Raises :class:`DocumentError` naming the first malformed value."""
     schema = contract.EVENT_SCHEMAS.get(event.event_type)
     values: dict[str, Any] = {
-        "dialogue_agent_id": event.related.get(contract.EVENT_AGENT_RELATIONSHIP.wire)}
+        "dialogue_agent_id": event.related.get(contract.EVENT_AGENT_RELATIONSHIP.wire),
+        "customer_id": event.customer_id}
     if schema is not None:
         for attribute in schema.attributes:
             default = None if attribute.default is contract.REQUIRED else attribute.default

@@ -108,6 +108,9 @@ class EventResource:
     occurred_at: datetime | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     related: dict[str, str | None] = field(default_factory=dict)
+    #: The platform's customer id, where the event names the recipient by it
+    #: (``related["recipient"]`` is then the number beside it, or ``None``).
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,5 +130,6 @@ class EventFields:
     message_id: str | None = None
     dialogue_id: str | None = None
     recipient: str | None = None
+    customer_id: str | None = None
     channel_group_id: str | None = None
     dialogue_agent_id: str | None = None

@@ -323,6 +323,7 @@ class Sandbox:
         channel_group: str = "7",
         channel_type: str = "WHATSAPP",
         files: Sequence[Any] = (),
+        by_customer_id: bool = False,
     ) -> dict[str, Any]:
         """The recipient ``number`` writes ``text`` on a channel of a group.
 
@@ -334,12 +335,23 @@ class Sandbox:
         ``(name, content, content_type)`` tuples or
         ``{"name", "content", "contentType"}`` dicts.
 
+        ``by_customer_id=True``: a dialogue the platform opens for it names
+        the customer by its customer id (:meth:`customer_id_for`), with the
+        number beside it in the linkage's ``meta``, as do the events about it.
+
         Returns ``{"dialogue_id", "message_id", "agent_id", "opened"}``.
         Raises ``ValueError`` for a bad number, group or channel type.
         """
         return self.platform.reply(
-            number, text, channel_group=str(channel_group), channel_type=channel_type, files=files
+            number, text, channel_group=str(channel_group), channel_type=channel_type, files=files,
+            by_customer_id=by_customer_id,
         )
+
+    def customer_id_for(self, number: str) -> str:
+        """The platform's customer id of ``number`` (every number gets one
+        when first seen): a request may name the recipient by it, in the
+        dialect's ``customer_id_type``."""
+        return self.platform.customer_id_for(number)
 
     def close_dialogue(self, dialogue_id: str, closed_by: str = "RECIPIENT") -> dict[str, Any]:
         """Close a dialogue from the platform's side; sends ``dialogue.closed``.

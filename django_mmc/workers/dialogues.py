@@ -122,6 +122,7 @@ def open_on_platform(pk: int, task_id: str | None = None) -> Result:
             resource = get_client().create_dialogue(
                 agent.id,
                 recipient=dialogue.recipient.phone_number,
+                customer_id=dialogue.recipient.customer_id,
                 channel_group_id=dialogue.channel_group.platform_id,
                 channel_type=dialogue.channel_type,
                 idempotency_key=str(dialogue.idempotency_key),

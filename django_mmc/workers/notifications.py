@@ -122,6 +122,7 @@ def deliver_claimed(row: Notification, claim: transitions.Claim) -> Result:
     try:
         resource = get_client().create_notification(
             recipient=row.recipient.phone_number,
+            customer_id=row.recipient.customer_id,
             template_id=row.template.platform_id,
             channel_group_id=row.channel_group.platform_id,
             channel_type=row.channel_type,

@@ -108,6 +108,19 @@ def test_recipient_initiated_dialogue_is_created_from_webhooks(mmc_stack):
     assert dialogue.recipient.phone_number == "+353861234599"
 
 
+def test_a_customer_the_platform_names_by_id_is_found_and_linked(mmc_stack):
+    customer_id = mmc_stack.sandbox.customer_id_for("+353861234598")
+    known = Recipient.objects.for_customer(customer_id)  # known here by the id only
+    mmc_stack.sandbox.reply("+353861234598", "Hello?", by_customer_id=True)
+    mmc_stack.wait_for(lambda: Message.objects.filter(direction=Direction.INBOUND).first(),
+                       message="the inbound message")
+    mmc_stack.sandbox.wait_for_webhooks(timeout=5)
+    known.refresh_from_db()
+    assert known.phone_number == "+353861234598"  # the number beside the id, linked
+    assert Dialogue.objects.get().recipient == known
+    assert Recipient.objects.count() == 1
+
+
 def test_a_campaign_is_sent_in_batches_and_delivered(mmc_stack):
     numbers = [f"+3538612{i:05d}" for i in range(25)]
     assert django_mmc.send_notifications(numbers, "otp", {"code": "42"}) == 25

@@ -6,8 +6,8 @@ signatures with a prefix over a signed timestamp), and django_mmc is switched
 to it by ``MMC['CONTRACT']`` alone: the worker process, the live server that
 receives the webhooks and the test share that one setting. A few tests of
 :mod:`.test_end_to_end` run here unchanged: notifications through webhooks,
-an agent's dialogue with a recipient's reply, and a dialogue the recipient
-starts.
+an agent's dialogue with a recipient's reply, a dialogue the recipient
+starts, and a customer the platform names by its customer id.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pytest
 from django_mmc.sandbox import Sandbox
 from tests.conftest import ISSUED_TOKENS, WORKER_LOGS, Worker, mmc_settings_for, purge_queue
 from tests.integration.test_end_to_end import (  # noqa: F401 - collected here again
+    test_a_customer_the_platform_names_by_id_is_found_and_linked,
     test_committed_notification_is_delivered_through_webhooks,
     test_recipient_initiated_dialogue_is_created_from_webhooks,
     test_recipient_reply_arrives_once_in_the_open_dialogue,

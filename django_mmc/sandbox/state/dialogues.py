@@ -44,7 +44,7 @@ class Dialogues(Directory):
                 "closedBy": d.closed_by,
             },
             "relationships": {
-                "recipient": linked(contract.RECIPIENT_TYPE, d.recipient),
+                "recipient": self._render_recipient(d.recipient, d.customer_id),
                 "channelGroup": linked(wire.type_channel_groups, d.channel_group_id),
                 "dialogueAgent": linked(wire.type_dialogue_agents, d.agent_id),
             },
@@ -66,6 +66,7 @@ class Dialogues(Directory):
         initiated_by: str,
         key: str | None,
         events: Events,
+        customer_id: str | None = None,
     ) -> Dialogue:
         # Called with the lock held and exclusivity already checked.
         now = format_timestamp()
@@ -79,6 +80,7 @@ class Dialogues(Directory):
             opened_at=now,
             status=contract.DIALOGUE_OPEN,
             idempotency_key=key,
+            customer_id=customer_id,
         )
         self.dialogues[dialogue.id] = dialogue
         self.open_dialogues[(recipient, group_id)] = dialogue.id
@@ -89,8 +91,8 @@ class Dialogues(Directory):
             initiated_by=initiated_by,
             channel_type=channel_type,
             dialogue=dialogue.id,
-            recipient=recipient,
             channel_group=group_id,
+            **self._event_recipient(recipient, customer_id),
         )
         events.append((agent_id, event))
         return dialogue
@@ -108,7 +110,7 @@ class Dialogues(Directory):
             relationships=(("recipient", "channelGroup", "template") if with_template
                            else ("recipient", "channelGroup")),
         )
-        recipient = documents.recipient(rels, contract.RECIPIENT_TYPE)
+        recipient, customer_id = self._recipient(rels)
         group_id = documents.to_one(rels, "channelGroup", wire.type_channel_groups)
         assert group_id is not None
         channel_type = documents.channel_type(attrs)
@@ -140,6 +142,7 @@ class Dialogues(Directory):
                 initiated_by=contract.INITIATED_BY[0],
                 key=key,
                 events=events,
+                customer_id=customer_id,
             )
             if template_id is not None:
                 self._add_opening_message(dialogue, template_id, context or {})

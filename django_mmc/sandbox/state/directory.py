@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 from ... import contract
+from . import documents
 from .base import PlatformBase, linked
 from .errors import ApiError, error_object, invalid, not_found
 from .records import Channel, ChannelGroup, Page, Script, Template
@@ -72,6 +74,58 @@ class Directory(PlatformBase):
         self.known_channel_types = sorted(
             {c.channel_type for g in self.channel_groups.values() for c in g.channels}
         )
+
+    def _reset(self) -> None:
+        super()._reset()
+        #: The platform's customer ids and the numbers they stand for: every
+        #: number gets one when first seen.
+        self.customers: dict[str, str] = {}
+        self._customer_of: dict[str, str] = {}
+        self._customer_ids = itertools.count(88001)
+
+    def customer_id_for(self, number: str) -> str:
+        """The platform's customer id of ``number``, given one if new."""
+        with self.lock:
+            return self._customer_id_locked(number)
+
+    def _customer_id_locked(self, number: str) -> str:
+        customer_id = self._customer_of.get(number)
+        if customer_id is None:
+            customer_id = str(next(self._customer_ids))
+            self._customer_of[number] = customer_id
+            self.customers[customer_id] = number
+        return customer_id
+
+    def _recipient(self, relationships: Any) -> tuple[str, str | None]:
+        """The number a request's ``recipient`` stands for, and the customer
+        id when it named the customer by that; 422 for neither."""
+        member = relationships.get("recipient") if isinstance(relationships, dict) else None
+        linkage = member.get("data") if isinstance(member, dict) else None
+        if isinstance(linkage, dict) and isinstance(linkage.get("id"), str) and \
+                self.wire.names_customer_id(linkage.get("type"), linkage["id"]):
+            with self.lock:
+                number = self.customers.get(linkage["id"])
+            if number is None:
+                raise ApiError(422, contract.ERROR_INVALID_RECIPIENT,
+                               f"No customer has the id {linkage['id']!r}.",
+                               pointer="/data/relationships/recipient")
+            return number, linkage["id"]
+        number = documents.recipient(relationships, contract.RECIPIENT_TYPE)
+        self.customer_id_for(number)
+        return number, None
+
+    def _render_recipient(self, number: str, customer_id: str | None) -> dict[str, Any]:
+        """The recipient as the request named it: by number, or by customer id."""
+        if customer_id:
+            return linked(self.wire.customer_id_type, customer_id)
+        return linked(contract.RECIPIENT_TYPE, number)
+
+    def _event_recipient(self, number: str, customer_id: str | None) -> dict[str, Any]:
+        """``build_event`` keywords naming the recipient as the request did:
+        a customer named by id comes with its number beside it."""
+        if customer_id:
+            return {"recipient": number, "customer_id": customer_id}
+        return {"recipient": number}
 
     # -- rendering -------------------------------------------------------------
 

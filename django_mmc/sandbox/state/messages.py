@@ -187,8 +187,11 @@ class Messages(Dialogues, Files):
         channel_group: str,
         channel_type: str,
         files: Sequence[Any] = (),
+        by_customer_id: bool = False,
     ) -> dict[str, Any]:
-        """The recipient writes; routes to the open dialogue or opens one."""
+        """The recipient writes; routes to the open dialogue or opens one.
+        ``by_customer_id``: a dialogue the platform opens for it names the
+        customer by its customer id (with the number beside it)."""
         if not is_e164(number):
             raise ValueError(f"{number!r} is not a valid E.164 number")
         group = self.channel_groups.get(str(channel_group))
@@ -214,6 +217,7 @@ class Messages(Dialogues, Files):
                     initiated_by=contract.INITIATED_BY[1],
                     key=None,
                     events=events,
+                    customer_id=self._customer_id_locked(number) if by_customer_id else None,
                 )
                 opened = True
             else:
@@ -242,8 +246,8 @@ class Messages(Dialogues, Files):
                 files=file_list,
                 message=message.id,
                 dialogue=dialogue.id,
-                recipient=number,
                 channel_group=group.id,
+                **self._event_recipient(number, dialogue.customer_id),
             )
             events.append((dialogue.agent_id, event))
             result = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from ... import contract
 from ...testing import format_timestamp
 from . import documents
 from .base import linked
@@ -40,7 +39,7 @@ class Notifications(Directory):
                 "failure": dict(n.failure) if n.failure else None,
             },
             "relationships": {
-                "recipient": linked(contract.RECIPIENT_TYPE, n.recipient),
+                "recipient": self._render_recipient(n.recipient, n.customer_id),
                 "template": linked(wire.type_templates, n.template_id),
                 "channelGroup": linked(wire.type_channel_groups, n.channel_group_id),
             },
@@ -55,7 +54,7 @@ class Notifications(Directory):
             attributes=("channelType", "context"),
             relationships=("recipient", "template", "channelGroup"),
         )
-        recipient = documents.recipient(rels, contract.RECIPIENT_TYPE)
+        recipient, customer_id = self._recipient(rels)
         template_id = documents.to_one(rels, "template", wire.type_templates)
         group_id = documents.to_one(rels, "channelGroup", wire.type_channel_groups)
         assert template_id is not None and group_id is not None
@@ -78,6 +77,7 @@ class Notifications(Directory):
                 history=[{"status": accepted, "at": now}],
                 idempotency_key=key,
                 recipient=recipient,
+                customer_id=customer_id,
                 template_id=template_id,
                 channel_group_id=group_id,
                 context=context,

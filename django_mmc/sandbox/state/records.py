@@ -141,6 +141,8 @@ class Delivered:
 @dataclass
 class Notification(Delivered):
     recipient: str = ""
+    #: Set when the request named the recipient by the platform's customer id.
+    customer_id: str | None = None
     template_id: str = ""
     channel_group_id: str = ""
     context: dict[str, str] = field(default_factory=dict)
@@ -171,6 +173,8 @@ class Dialogue:
     closed_by: str | None = None
     idempotency_key: str | None = None
     message_ids: list[str] = field(default_factory=list)
+    #: Set when the dialogue's recipient was named by the platform's customer id.
+    customer_id: str | None = None
 
 
 @dataclass
