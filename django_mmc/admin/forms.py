@@ -139,6 +139,23 @@ class TemplateParametersMixin:
         return template.render_preview(values)
 
 
+def channel_group_field() -> forms.ModelChoiceField:
+    """The channel group of a send or a dialogue: an active one, or the default."""
+    return forms.ModelChoiceField(
+        label=_("Channel group"), required=False,
+        queryset=ChannelGroup.objects.filter(is_active=True),
+        empty_label=_("Default"), widget=forms.Select(attrs={"id": "mmc-channel-group"}),
+    )
+
+
+def channel_type_field() -> forms.ChoiceField:
+    """The channel type of a send or a dialogue (its choices are set per form)."""
+    return forms.ChoiceField(
+        label=_("Channel type"), required=False,
+        widget=forms.Select(attrs={"id": "mmc-channel-type"}),
+    )
+
+
 class SendNotificationForm(TemplateParametersMixin, _RecipientOrNumberForm):
     """Recipient, template, channel, options and one field per template parameter."""
 
@@ -148,15 +165,8 @@ class SendNotificationForm(TemplateParametersMixin, _RecipientOrNumberForm):
         widget=forms.Select(attrs={"id": "mmc-template",
                                    "data-mmc-autosubmit": "mmc-choose-template"}),
     )
-    channel_group = forms.ModelChoiceField(
-        label=_("Channel group"), required=False,
-        queryset=ChannelGroup.objects.filter(is_active=True),
-        empty_label=_("Default"), widget=forms.Select(attrs={"id": "mmc-channel-group"}),
-    )
-    channel_type = forms.ChoiceField(
-        label=_("Channel type"), required=False,
-        widget=forms.Select(attrs={"id": "mmc-channel-type"}),
-    )
+    channel_group = channel_group_field()
+    channel_type = channel_type_field()
     priority = forms.ChoiceField(
         label=_("Priority"), required=False, choices=Priority.choices,
         initial=Priority.NORMAL, widget=forms.Select(attrs={"id": "mmc-priority"}),
@@ -188,15 +198,8 @@ class OpenDialogueForm(TemplateParametersMixin, _RecipientOrNumberForm):
     autocomplete_model = Dialogue
 
     agent = forms.ChoiceField(label=_("Agent"), widget=forms.Select(attrs={"id": "mmc-agent"}))
-    channel_group = forms.ModelChoiceField(
-        label=_("Channel group"), required=False,
-        queryset=ChannelGroup.objects.filter(is_active=True),
-        empty_label=_("Default"), widget=forms.Select(attrs={"id": "mmc-channel-group"}),
-    )
-    channel_type = forms.ChoiceField(
-        label=_("Channel type"), required=False,
-        widget=forms.Select(attrs={"id": "mmc-channel-type"}),
-    )
+    channel_group = channel_group_field()
+    channel_type = channel_type_field()
     template = forms.ModelChoiceField(
         label=_("Opening template"), required=False,
         queryset=Template.objects.filter(is_active=True).order_by("name"),
