@@ -24,7 +24,7 @@ class ChannelGroup(models.Model):
     platform_id = models.CharField(_("platform id"), max_length=64, unique=True)
     name = models.CharField(_("name"), max_length=200, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
-    origin = models.CharField(_("origin"), max_length=16, choices=Origin.choices,
+    origin = models.CharField(_("origin"), max_length=16, choices=Origin,
                               default=Origin.PLATFORM)
     synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
 
@@ -82,7 +82,7 @@ class Template(models.Model):
     parameters = models.JSONField(_("parameters"), default=list, blank=True)
     preview = models.TextField(_("preview"), blank=True)
     is_active = models.BooleanField(_("active"), default=True)
-    origin = models.CharField(_("origin"), max_length=16, choices=Origin.choices,
+    origin = models.CharField(_("origin"), max_length=16, choices=Origin,
                               default=Origin.PLATFORM)
     synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
 
